@@ -1,0 +1,105 @@
+"""FastAPI dependencies: settings, the Redis client, and who is calling with what rights."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+
+from relay.errors import ForbiddenError, RateLimitedError, UnauthorizedError
+from relay.settings import Settings
+from relay.store import ratelimit, tokens
+from relay.store.client import Redis
+from relay.store.tokens import Capability, Role, TokenInfo
+
+# declared so /docs and /openapi.json show the scheme; we parse the header ourselves
+_api_key = APIKeyHeader(name="Authorization", auto_error=False, scheme_name="ApiKey")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_redis(request: Request) -> Redis:
+    client: Redis = request.app.state.redis
+    return client
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Redis, Depends(get_redis)]
+
+
+def _secret_from(header: str | None) -> str:
+    if not header or not header.strip():
+        raise UnauthorizedError("missing Authorization header (a relay API token)")
+    scheme, _, rest = header.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else header.strip()
+
+
+def authenticate(
+    request: Request,
+    client: StoreDep,
+    settings: SettingsDep,
+    header: Annotated[str | None, Depends(_api_key)],
+) -> TokenInfo:
+    """The caller's token, or 401; applies the per-token rate limit when it is on."""
+    secret = _secret_from(header)
+    if settings.admin_token and hmac.compare_digest(secret, settings.admin_token):
+        info = TokenInfo(id=tokens.BOOTSTRAP_ID, name="bootstrap", role=Role.ADMIN, created_at=0)
+    else:
+        found = tokens.find_token(client, secret=secret)
+        if found is None:
+            raise UnauthorizedError("invalid or revoked access token")
+        info = found
+    request.state.token = info
+    if settings.rate_limit_per_second > 0:
+        _limit(request, client, settings, info)
+    return info
+
+
+def _limit(request: Request, client: Redis, settings: Settings, info: TokenInfo) -> None:
+    decision = ratelimit.take(
+        client,
+        token_id=info.id,
+        rate=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+    )
+    headers = {
+        "X-Ratelimit-Global-Remaining": str(decision.remaining),
+        "X-Ratelimit-Route-Remaining": str(decision.remaining),
+        "X-Ratelimit-Reset": str(decision.reset_ms),
+    }
+    request.state.rate_headers = headers
+    if not decision.allowed:
+        retry_after = max(1, -(-decision.wait_ms // 1000))
+        raise RateLimitedError(
+            f"rate limit of {settings.rate_limit_per_second:g}/s exceeded; retry in {retry_after}s",
+            retry_after=retry_after,
+            headers={**headers, "Retry-After": str(retry_after)},
+        )
+
+
+TokenDep = Annotated[TokenInfo, Depends(authenticate)]
+
+
+def require(capability: Capability) -> Callable[[TokenInfo], TokenInfo]:
+    """A dependency that lets through only tokens whose role has `capability`."""
+
+    def check(token: TokenDep) -> TokenInfo:
+        if not token.can(capability):
+            raise ForbiddenError(
+                f"role {token.role.value} may not {capability.value.replace('_', ' ')}"
+            )
+        return token
+
+    return check
+
+
+IngestDep = Annotated[TokenInfo, Depends(require(Capability.INGEST))]
+ReaderDep = Annotated[TokenInfo, Depends(require(Capability.READ))]
+WriterDep = Annotated[TokenInfo, Depends(require(Capability.WRITE))]
+AdminDep = Annotated[TokenInfo, Depends(require(Capability.MANAGE_TOKENS))]

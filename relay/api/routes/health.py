@@ -1,0 +1,56 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from relay.api.deps import SettingsDep, StoreDep
+from relay.errors import StoreError
+from relay.store import heartbeats
+from relay.store.client import translate_errors
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    redis: bool
+    workers: list[str]
+    missing: list[str]
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The API process is alive."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(client: StoreDep, settings: SettingsDep) -> JSONResponse:
+    """Redis answers and a worker sent a heartbeat within 30 s."""
+    missing: list[str] = []
+    workers: list[str] = []
+    try:
+        with translate_errors():
+            client.ping()
+        workers = sorted(
+            heartbeats.workers_seen(client, within_seconds=settings.worker_heartbeat_ttl)
+        )
+    except StoreError as exc:
+        missing.append(f"redis: {exc}")
+    redis_ok = not missing
+    if redis_ok and not workers:
+        missing.append(f"worker: no heartbeat in the last {settings.worker_heartbeat_ttl:g}s")
+    body = Readiness(
+        status="ready" if not missing else "not ready",
+        redis=redis_ok,
+        workers=workers,
+        missing=missing,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if not missing else 503)

@@ -1,0 +1,117 @@
+"""The one settings class shared by the API, the CLI and the workers (prefix `RELAY_`)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds in `5s`, `5m`, `2h`, `1d`, `250ms` or a plain number of seconds."""
+    if isinstance(text, int | float):
+        return float(text)
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 5s, 5m, 2h, 1d or plain seconds)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the relay; read from `RELAY_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; unset means `relay up` starts the embedded one"
+    )
+    admin_token: str | None = Field(default=None, description="bootstrap admin token")
+    data_dir: Path = Field(default=Path(".relay"), description="embedded Redis data, tokens")
+
+    retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 36000],
+        description="delays between attempts: `5s,5m,30m,2h` or plain seconds `1,2,4`",
+    )
+    retry_jitter: float = Field(default=0.2, ge=0, le=1)
+    retry_after_cap: float = Field(default=3600.0, description="upper bound on Retry-After (s)")
+    disable_after: Annotated[float, NoDecode] = Field(
+        default=5 * 86400.0, description="turn off a subscription failing this long (duration)"
+    )
+    allow_private_destinations: bool = False
+    allowed_destination_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    critical_environments: Annotated[list[str], NoDecode] = Field(default=["production"])
+
+    delivery_connect_timeout: float = 5.0
+    delivery_timeout: float = 15.0
+    delivery_max_response_bytes: int = 64 * 1024
+    delivery_concurrency: int = Field(default=64, ge=1, description="in-flight sends per worker")
+    delivery_lease: float = Field(default=60.0, description="seconds a claimed delivery is held")
+
+    retention_days: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, description="largest request body")
+    rate_limit_per_second: float = Field(default=0.0, description="per token; 0 = off")
+    rate_limit_burst: int = Field(default=100, ge=1)
+
+    unleash_url: str | None = Field(default=None, description="Unleash server to pull events")
+    unleash_token: str | None = None
+    poll_interval: float = Field(default=30.0, gt=0)
+
+    worker_heartbeat_ttl: float = 30.0
+    log_level: str = "INFO"
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        items = _split_csv(value)
+        if isinstance(items, list):
+            return [parse_duration(item) for item in items]
+        return items
+
+    @field_validator("disable_after", mode="before")
+    @classmethod
+    def _parse_disable_after(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("critical_environments", mode="before")
+    @classmethod
+    def _parse_envs(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("allowed_destination_cidrs", mode="before")
+    @classmethod
+    def _parse_cidrs(cls, value: object) -> object:
+        items = _split_csv(value)
+        if isinstance(items, list):
+            for item in items:
+                ipaddress.ip_network(item, strict=False)
+        return items
+
+    @property
+    def critical_set(self) -> frozenset[str]:
+        return frozenset(self.critical_environments)
+
+    def require_redis_url(self) -> str:
+        """The Redis URL, or a clear error for the commands that need one."""
+        if not self.redis_url:
+            raise RuntimeError("RELAY_REDIS_URL is not set (only `relay up` starts Redis itself)")
+        return self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once from the environment (tests build their own and inject them)."""
+    return Settings()

@@ -1,0 +1,58 @@
+"""Redis connections, and the one place where redis-py's exceptions become store errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+import redis
+
+from relay.errors import StoreError, StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+Redis = redis.Redis
+
+
+@lru_cache(maxsize=8)
+def connect(url: str) -> Redis:
+    """A pooled client for `url` (decoded strings), shared within a process."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=5,
+        socket_timeout=10,
+        health_check_interval=30,
+        retry_on_timeout=True,
+    )
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn redis-py exceptions into `StoreError`s (the store's only boundary)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailableError(f"Redis is unreachable: {exc}") from exc
+    except redis.RedisError as exc:
+        raise StoreError(f"Redis error: {exc}") from exc
+
+
+def check_durability(client: Redis) -> list[str]:
+    """Warnings when Redis is configured to lose acknowledged data."""
+    warnings: list[str] = []
+    with translate_errors():
+        config = client.config_get("appendonly")
+        config.update(client.config_get("maxmemory-policy"))
+    if config.get("appendonly") != "yes":
+        warnings.append("Redis AOF is off (appendonly no): a Redis crash can lose events")
+    if config.get("maxmemory-policy", "noeviction") != "noeviction":
+        warnings.append(
+            f"Redis maxmemory-policy is {config.get('maxmemory-policy')}: "
+            "it may evict events; use noeviction"
+        )
+    for warning in warnings:
+        log.warning(warning)
+    return warnings

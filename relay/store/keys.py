@@ -1,0 +1,143 @@
+"""Every Redis key the relay uses, in one place (prefix `relay:`).
+
+Layout (types in brackets):
+
+Events (owner: relay/store/events.py)
+    relay:seq:event                    [string] INCR gives the next relay event id
+    relay:event:{id}                   [string] recorded event JSON (Unleash + relay id)
+    relay:events:all                   [zset]   event id, score = id
+    relay:events:time                  [zset]   score = createdAt ms: retention, replay
+    relay:events:project:{project}     [zset]   event id, score = id
+    relay:events:feature:{feature}     [zset]   event id, score = id
+    relay:events:pe:{project}:{env}    [zset]   flag events in an env, score = createdAt ms
+    relay:events:pg:{project}          [zset]   global (env-less) flag events, score = createdAt
+    relay:dedupe:{source}:{producerId} [string] relay id of a producer's event (TTL = retention)
+    relay:outbox                       [zset]   event ids awaiting fan-out, score = enqueued ms
+
+Subscriptions (owner: relay/store/subscriptions.py)
+    relay:subs                         [zset]   subscription id, score = created ms
+    relay:subs:version                 [string] bumped on every change; workers rebuild their index
+    relay:sub:{id}                     [string] subscription document JSON
+    relay:sub:{id}:status              [hash]   delivery health counters (_status)
+    relay:sub:{id}:errors              [list]   last 10 errors, JSON, newest first
+    relay:sub:{id}:deliveries          [zset]   recent delivery ids, score = created ms
+
+Deliveries (owner: relay/store/deliveries.py)
+    relay:delivery:{id}                [hash]   one (event, subscription) delivery and its state
+    relay:delivery:{id}:attempts       [list]   attempts, JSON, oldest first (capped)
+    relay:due                          [zset]   delivery ids waiting for an attempt, score = due ms
+    relay:claims                       [zset]   claimed delivery ids, score = lease expiry ms
+    relay:dead                         [zset]   dead delivery ids, score = died ms
+
+Evaluation metrics (owner: relay/store/evaluations.py)
+    relay:evals:{env}:{flag}:{minute}  [hash]   "{app}\\x1f{variant}" -> count (TTL = retention)
+    relay:evals:apps:{env}:{flag}      [set]    apps that evaluated the flag in the env
+
+Access (owner: relay/store/tokens.py)
+    relay:tokens                       [zset]   token id, score = created ms
+    relay:token:{id}                   [hash]   name, role, hash, createdAt
+    relay:token:hash:{sha256}          [string] token id for a hashed secret
+    relay:ratelimit:{token}            [hash]   token bucket: tokens, ts
+
+Operations
+    relay:workers                      [zset]   worker hostname, score = last heartbeat ms
+    relay:sources                      [hash]   pull source name -> JSON config
+    relay:source:{name}:cursor         [string] newest producer event id pulled
+    relay:lock:{name}                  [string] short lock (SET NX PX)
+"""
+
+from __future__ import annotations
+
+PREFIX = "relay:"
+
+EVENT_SEQ = f"{PREFIX}seq:event"
+EVENTS_ALL = f"{PREFIX}events:all"
+EVENTS_TIME = f"{PREFIX}events:time"
+OUTBOX = f"{PREFIX}outbox"
+
+SUBS = f"{PREFIX}subs"
+SUBS_VERSION = f"{PREFIX}subs:version"
+
+DUE = f"{PREFIX}due"
+CLAIMS = f"{PREFIX}claims"
+DEAD = f"{PREFIX}dead"
+
+TOKENS = f"{PREFIX}tokens"
+WORKERS = f"{PREFIX}workers"
+SOURCES = f"{PREFIX}sources"
+
+
+def event(event_id: int | str) -> str:
+    return f"{PREFIX}event:{event_id}"
+
+
+def events_by_project(project: str) -> str:
+    return f"{PREFIX}events:project:{project}"
+
+
+def events_by_feature(feature: str) -> str:
+    return f"{PREFIX}events:feature:{feature}"
+
+
+def flag_events_in_env(project: str, environment: str) -> str:
+    return f"{PREFIX}events:pe:{project}:{environment}"
+
+
+def global_flag_events(project: str) -> str:
+    return f"{PREFIX}events:pg:{project}"
+
+
+def dedupe(source: str, producer_id: str) -> str:
+    return f"{PREFIX}dedupe:{source}:{producer_id}"
+
+
+def subscription(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}"
+
+
+def subscription_status(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}:status"
+
+
+def subscription_errors(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}:errors"
+
+
+def subscription_deliveries(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}:deliveries"
+
+
+def delivery(delivery_id: str) -> str:
+    return f"{PREFIX}delivery:{delivery_id}"
+
+
+def delivery_attempts(delivery_id: str) -> str:
+    return f"{PREFIX}delivery:{delivery_id}:attempts"
+
+
+def evaluations(environment: str, flag: str, minute: int) -> str:
+    return f"{PREFIX}evals:{environment}:{flag}:{minute}"
+
+
+def evaluation_apps(environment: str, flag: str) -> str:
+    return f"{PREFIX}evals:apps:{environment}:{flag}"
+
+
+def token(token_id: str) -> str:
+    return f"{PREFIX}token:{token_id}"
+
+
+def token_hash(digest: str) -> str:
+    return f"{PREFIX}token:hash:{digest}"
+
+
+def rate_limit(token_id: str) -> str:
+    return f"{PREFIX}ratelimit:{token_id}"
+
+
+def source_cursor(name: str) -> str:
+    return f"{PREFIX}source:{name}:cursor"
+
+
+def lock(name: str) -> str:
+    return f"{PREFIX}lock:{name}"

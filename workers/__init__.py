@@ -1,0 +1,1 @@
+"""Celery workers: fan-out, delivery, pump, sweep, pull sources, retention."""

@@ -1,0 +1,93 @@
+"""The Celery application: configuration, beat schedule and the worker heartbeat.
+
+`celery -A workers.celery_app worker` and `relay worker` load `app` from here; it reads
+`RELAY_*` settings, so `RELAY_REDIS_URL` must be set in the worker's environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from relay.errors import StoreError
+from relay.settings import Settings, get_settings
+from relay.store import heartbeats
+from relay.store.client import connect
+from workers import names
+
+log = logging.getLogger(__name__)
+
+TASK_MODULES = ["workers.tasks", "workers.pull"]
+HEARTBEAT_EVERY = 5.0
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app on the settings' Redis (broker only: results are off)."""
+    app = Celery("relay", broker=settings.redis_url, include=TASK_MODULES)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=4,
+        broker_connection_retry_on_startup=True,
+        # tasks are short; a task unacked this long is redelivered (idempotent by design)
+        broker_transport_options={"visibility_timeout": 600},
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        beat_schedule=_beat_schedule(settings),
+    )
+    app.conf.relay_settings = settings
+    return app
+
+
+def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {
+        "pump": {"task": names.PUMP, "schedule": 1.0},
+        "sweep": {"task": names.SWEEP, "schedule": 10.0},
+        "pull-sources": {"task": names.PULL_SOURCES, "schedule": settings.poll_interval},
+        "retention": {"task": names.RETENTION, "schedule": 3600.0},
+    }
+
+
+def settings_of(app: Celery) -> Settings:
+    """The settings a Celery app was built with."""
+    settings: Settings = app.conf.relay_settings
+    return settings
+
+
+app = create_celery(get_settings())
+
+_stop_heartbeat = threading.Event()
+
+
+def _heartbeat_loop(name: str, url: str) -> None:
+    client = connect(url)
+    while not _stop_heartbeat.is_set():
+        try:
+            heartbeats.beat(client, worker=name)
+        except StoreError as exc:
+            log.warning("worker heartbeat failed: %s", exc)
+        _stop_heartbeat.wait(HEARTBEAT_EVERY)
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    settings = get_settings()
+    if not settings.redis_url:
+        return
+    name = getattr(sender, "hostname", None) or socket.gethostname()
+    threading.Thread(
+        target=_heartbeat_loop, args=(name, settings.redis_url), name="relay-heartbeat", daemon=True
+    ).start()
+
+
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
+def _stop_heartbeat_thread(**_: Any) -> None:
+    _stop_heartbeat.set()

@@ -1,0 +1,1 @@
+"""Pull sources and retention tasks (being built)."""

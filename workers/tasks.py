@@ -1,0 +1,1 @@
+"""Delivery tasks: fanout, deliver, pump, sweep (being built)."""
