@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import uvicorn
 from fastapi.testclient import TestClient
 
 from relay.api.app import create_app
-from relay.embedded import start_redis
+from relay.embedded import free_port, start_redis
 from relay.settings import Settings
 from relay.store.client import Redis
 
@@ -65,3 +68,22 @@ def app_client(settings: Settings, redis_client: Redis) -> Iterator[TestClient]:
 @pytest.fixture
 def admin_headers() -> dict[str, str]:
     return {"Authorization": ADMIN_TOKEN}
+
+
+@pytest.fixture
+def live_api(settings: Settings, redis_client: Redis) -> Iterator[str]:
+    """The API served by uvicorn on 127.0.0.1 in a thread (for real HTTP clients); its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, redis=redis_client), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(5)
