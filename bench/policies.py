@@ -1,0 +1,240 @@
+"""Benchmark: SubscriptionIndex.match against evaluating every subscription with `matches`.
+
+Builds realistic subscriptions (literal project/flag keys, tag filters, wildcard and
+critical environments, notResources, denies, action globs) and a stream of events (the
+Unleash fixture events plus synthetic ones), times both ways per event in the same run,
+checks they agree on every event, and prints p50/p99 and the median-based speedup.
+
+    /work/venv/bin/python bench/policies.py [--subscriptions 10000] [--events 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from policies import (  # noqa: E402  (the repository root is put on the path first)
+    EventTarget,
+    Statement,
+    SubscriptionIndex,
+    map_event,
+    matches,
+    parse_statements,
+)
+
+FIXTURE_EVENTS = ROOT.parent / "shared/fixtures/unleash/unleash-8.2.0-events-sample.jsonl"
+PROJECTS = ["default", *(f"proj-{n:03}" for n in range(199))]
+ENVIRONMENTS = ["production", "staging", "development", "qa"]
+TEAMS = [f"team-{n:02}" for n in range(40)]
+FLAG_TYPES = [
+    "feature-environment-enabled",
+    "feature-environment-disabled",
+    "feature-strategy-update",
+    "feature-strategy-add",
+    "feature-created",
+    "feature-metadata-updated",
+    "feature-tagged",
+    "feature-archived",
+    "feature-variants-updated",
+]
+OTHER_TYPES = [
+    "strategy-created",
+    "project-created",
+    "user-created",
+    "segment-updated",
+    "tag-created",
+]
+
+
+def flag_key(rng: random.Random, project: str) -> str:
+    # Unleash feature names are unique across the whole instance, so they carry the project.
+    return f"{project}.flag-{rng.randrange(60):02}"
+
+
+def allow(resources: list[str], actions: list[str]) -> dict[str, Any]:
+    return {"effect": "allow", "resources": resources, "actions": actions}
+
+
+def deny(resources: list[str], actions: list[str]) -> dict[str, Any]:
+    return {"effect": "deny", "resources": resources, "actions": actions}
+
+
+def literal_flag(rng: random.Random, project: str) -> list[dict[str, Any]]:
+    return [allow([f"proj/{project}:env/*:flag/{flag_key(rng, project)}"], ["*"])]
+
+
+def project_flags(rng: random.Random, project: str) -> list[dict[str, Any]]:
+    env = rng.choice(["*", "production", "staging"])
+    return [allow([f"proj/{project}:env/{env}:flag/*"], rng.choice([["*"], ["update*"]]))]
+
+
+def tagged(rng: random.Random, project: str) -> list[dict[str, Any]]:
+    tags = ",".join(rng.sample(TEAMS, rng.choice([1, 1, 2])))
+    return [allow([f"proj/*:env/*:flag/*;{tags}"], ["*"])]
+
+
+def critical(rng: random.Random, project: str) -> list[dict[str, Any]]:
+    actions = rng.choice([["updateOn"], ["updateOn", "updateRules"], ["feature-environment-*"]])
+    return [allow([f"proj/{project}:env/*;{{critical:true}}:flag/*"], actions)]
+
+
+def not_resources(rng: random.Random, project: str) -> list[dict[str, Any]]:
+    actions = rng.choice([["createFlag", "deleteFlag"], ["create*"]])
+    return [
+        {"effect": "allow", "notResources": [f"proj/{project}:env/*:flag/*"], "actions": actions}
+    ]
+
+
+def with_deny(rng: random.Random, project: str) -> list[dict[str, Any]]:
+    return [
+        allow([f"proj/{project}:env/*:flag/*"], ["*"]),
+        deny(["proj/*:env/*;{critical:true}:flag/*"], ["update*"]),
+    ]
+
+
+def action_globs(rng: random.Random, project: str) -> list[dict[str, Any]]:
+    pattern = rng.choice(["update*", "*Flag", "feature-environment-*"])
+    return [allow([f"proj/{project}:env/*:flag/*", f"proj/{project}"], [pattern])]
+
+
+def literal_actions(rng: random.Random, project: str) -> list[dict[str, Any]]:
+    return [
+        allow(["proj/*:env/*:flag/*"], [rng.choice(["createFlag", "deleteFlag", "updateTags"])])
+    ]
+
+
+def other_resources(rng: random.Random, project: str) -> list[dict[str, Any]]:
+    spec = rng.choice(["strategy/*", "proj/*", "member/*", "proj/*:env/*:segment/*", "tag/*"])
+    return [allow([spec], ["*"])]
+
+
+def everything(rng: random.Random, project: str) -> list[dict[str, Any]]:
+    return []
+
+
+MIX: list[tuple[Callable[[random.Random, str], list[dict[str, Any]]], int]] = [
+    (literal_flag, 30),
+    (project_flags, 14),
+    (tagged, 14),
+    (critical, 10),
+    (not_resources, 4),
+    (with_deny, 10),
+    (action_globs, 6),
+    (literal_actions, 4),
+    (other_resources, 6),
+    (everything, 2),
+]
+
+
+def build_subscriptions(count: int, rng: random.Random) -> dict[str, list[Statement]]:
+    makers = [maker for maker, weight in MIX for _ in range(weight)]
+    return {
+        f"sub-{n:05}": parse_statements(rng.choice(makers)(rng, rng.choice(PROJECTS)))
+        for n in range(count)
+    }
+
+
+def synthetic_event(rng: random.Random) -> dict[str, Any]:
+    if rng.random() < 0.1:
+        return {"type": rng.choice(OTHER_TYPES), "data": {"name": "x"}, "project": None}
+    kind = rng.choice(FLAG_TYPES)
+    global_kind = kind in ("feature-created", "feature-tagged", "feature-archived")
+    environment = None if global_kind else rng.choice(ENVIRONMENTS)
+    tags = [{"type": "simple", "value": team} for team in rng.sample(TEAMS, rng.choice([0, 1, 2]))]
+    project = rng.choice(PROJECTS)
+    return {
+        "type": kind,
+        "project": project,
+        "environment": environment,
+        "featureName": flag_key(rng, project),
+        "tags": tags,
+    }
+
+
+def build_events(count: int, rng: random.Random) -> list[EventTarget]:
+    fixture = [json.loads(line) for line in FIXTURE_EVENTS.read_text().splitlines() if line]
+    synthetic = [synthetic_event(rng) for _ in range(max(count - len(fixture), 0))]
+    return [map_event(event) for event in [*fixture, *synthetic][:count]]
+
+
+def timed(
+    function: Callable[[EventTarget], set[str]], target: EventTarget
+) -> tuple[float, set[str]]:
+    start = time.perf_counter()
+    result = function(target)
+    return (time.perf_counter() - start) * 1000, result
+
+
+def brute_force(subscriptions: dict[str, list[Statement]], target: EventTarget) -> set[str]:
+    return {sid for sid, statements in subscriptions.items() if matches(statements, target)}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscriptions", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=20261122)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    subscriptions = build_subscriptions(args.subscriptions, rng)
+    index = SubscriptionIndex()
+    start = time.perf_counter()
+    for sid, statements in subscriptions.items():
+        index.add(sid, statements)
+    build_ms = (time.perf_counter() - start) * 1000
+    events = build_events(args.events, rng)
+
+    index_ms, loop_ms, matched = [], [], []
+    for target in events:
+        index_time, found = timed(index.match, target)
+        loop_time, expected = timed(partial(brute_force, subscriptions), target)
+        if found != expected:
+            print(f"MISMATCH on {target.event_type} {target.resource}", file=sys.stderr)
+            return 1
+        index_ms.append(index_time)
+        loop_ms.append(loop_time)
+        matched.append(len(found))
+
+    distinct = len({tuple(statements) for statements in subscriptions.values()})
+    report(args, distinct, build_ms, index_ms, loop_ms, matched)
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    distinct: int,
+    build_ms: float,
+    index_ms: list[float],
+    loop_ms: list[float],
+    matched: list[int],
+) -> None:
+    ratio = statistics.median(loop_ms) / statistics.median(index_ms)
+    print(f"subscriptions: {args.subscriptions} ({distinct} distinct policies)  ", end="")
+    print(f"events: {len(index_ms)}  seed: {args.seed}")
+    print(f"index build: {build_ms:.0f} ms  matches per event: median {statistics.median(matched)}")
+    print("identical results on every event: yes")
+    for name, values in (("index.match", index_ms), ("loop matches", loop_ms)):
+        p50, p99 = percentile(values, 0.50), percentile(values, 0.99)
+        print(f"{name:>13}: p50 {p50:.3f} ms  p99 {p99:.3f} ms")
+    print(f"speedup (median loop / median index): {ratio:.0f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
