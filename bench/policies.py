@@ -33,7 +33,7 @@ from policies import (  # noqa: E402  (the repository root is put on the path fi
     parse_statements,
 )
 
-FIXTURE_EVENTS = ROOT.parent / "shared/fixtures/unleash/unleash-8.2.0-events-sample.jsonl"
+FIXTURE_EVENTS = ROOT / "tests/data/shared/fixtures/unleash/unleash-8.2.0-events-sample.jsonl"
 PROJECTS = ["default", *(f"proj-{n:03}" for n in range(199))]
 ENVIRONMENTS = ["production", "staging", "development", "qa"]
 TEAMS = [f"team-{n:02}" for n in range(40)]

@@ -67,7 +67,10 @@ def start_redis(data_dir: Path, *, port: int | None = None, timeout: float = 15.
     """Start `redis-server` on 127.0.0.1 with its data and AOF in `data_dir`; wait for PING."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    process = subprocess.Popen(server_command(data_dir.resolve(), port), stdin=subprocess.DEVNULL)
+    # its own session: a Ctrl-C at the terminal must not stop Redis before its clients
+    process = subprocess.Popen(
+        server_command(data_dir.resolve(), port), stdin=subprocess.DEVNULL, start_new_session=True
+    )
     server = EmbeddedRedis(process=process, port=port, data_dir=data_dir)
     deadline = time.monotonic() + timeout
     client = redis.Redis(port=port, socket_connect_timeout=0.5)

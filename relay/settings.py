@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     unleash_url: str | None = Field(default=None, description="Unleash server to pull events")
     unleash_token: str | None = None
     poll_interval: float = Field(default=30.0, gt=0)
+    pull_connect_timeout: float = Field(default=5.0, gt=0, description="pull sources (s)")
+    pull_timeout: float = Field(default=15.0, gt=0, description="each pull request (s)")
 
     worker_heartbeat_ttl: float = 30.0
     log_level: str = "INFO"

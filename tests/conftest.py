@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,7 +27,8 @@ from relay.settings import Settings
 from relay.store.client import Redis
 
 ADMIN_TOKEN = "test-admin-token"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# a copy of ../shared (seeds and Unleash fixtures) so a clone of the repository is self-contained
+SHARED = Path(__file__).resolve().parent / "data" / "shared"
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +96,204 @@ def live_api(settings: Settings, redis_client: Redis) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(5)
+
+
+# --- real HTTP receivers and real Celery worker processes (delivery tests) ---------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request a receiver got; header names lower-case."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b"ok"
+    delay: float = 0.0
+
+
+class _ReceiverServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # a burst of concurrent deliveries must not overflow the backlog
+
+
+class Receiver:
+    """A ThreadingHTTPServer on 127.0.0.1 recording POSTs; scripted replies, then `default`."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.default = Reply()
+        self._script: deque[Reply] = deque()
+        self._changed = threading.Condition()
+        self._server = _ReceiverServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def reply(
+        self,
+        status: int,
+        *,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"ok",
+        delay: float = 0.0,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` requests (after those already scripted) like this."""
+        with self._changed:
+            self._script.extend([Reply(status, headers or {}, body, delay)] * times)
+
+    def always(self, status: int, *, body: bytes = b"ok", delay: float = 0.0) -> None:
+        """Answer like this once the scripted replies are used up."""
+        self.default = Reply(status, {}, body, delay)
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        """The requests received once there are at least `count` (fails after `timeout`)."""
+        with self._changed:
+            ok = self._changed.wait_for(lambda: len(self.received) >= count, timeout)
+            assert ok, f"receiver got {len(self.received)} requests, expected {count}"
+            return list(self.received)
+
+    def webhook_ids(self) -> list[str]:
+        with self._changed:
+            return [r.headers.get("webhook-id", "") for r in self.received]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _record(self, request: Received) -> Reply:
+        with self._changed:
+            self.received.append(request)
+            self._changed.notify_all()
+            return self._script.popleft() if self._script else self.default
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                reply = receiver._record(Received(self.path, headers, body, time.time()))
+                time.sleep(reply.delay)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+
+@pytest.fixture
+def receivers() -> Iterator[Callable[[], Receiver]]:
+    """A factory of receivers, all closed after the test."""
+    made: list[Receiver] = []
+
+    def make() -> Receiver:
+        made.append(Receiver())
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.close()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`RELAY_*` variables that make a child process build the same settings."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        env[f"RELAY_{name.upper()}"] = text
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    """`celery -A workers.celery_app worker` (with beat) in its own process group."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its children (beat) at once."""
+        self._signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
+
+@pytest.fixture(scope="session")
+def start_worker(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start a real Celery worker process for `settings`; waits until its heartbeat is seen."""
+    from workers.celery_app import worker_args
+
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, *, beat: bool = True, timeout: float = 40.0) -> WorkerProcess:
+        workdir = tmp_path_factory.mktemp("worker")
+        name = f"relay-test-{uuid.uuid4().hex[:8]}"
+        command = [sys.executable, "-m", "celery", "-A", "workers.celery_app"]
+        command += worker_args(settings, beat=beat)
+        command += ["-n", f"{name}@%h", "-s", str(workdir / "beat-schedule")]
+        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+        log = workdir / "worker.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        worker = WorkerProcess(process, log)
+        started.append(worker)
+        _wait_for_heartbeat(settings.require_redis_url(), name, worker, timeout)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def _wait_for_heartbeat(url: str, name: str, worker: WorkerProcess, timeout: float) -> None:
+    from relay.store import keys
+
+    client = redis.Redis.from_url(url, decode_responses=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            assert worker.process.poll() is None, f"worker exited:\n{worker.output()}"
+            with contextlib.suppress(redis.RedisError):
+                if any(m.startswith(f"{name}@") for m in client.zrange(keys.WORKERS, 0, -1)):
+                    return
+            time.sleep(0.1)
+    finally:
+        client.close()
+    worker.stop()
+    raise AssertionError(f"worker not ready in {timeout}s:\n{worker.output()}")

@@ -15,7 +15,8 @@ Events (owner: relay/store/events.py)
     relay:outbox                       [zset]   event ids awaiting fan-out, score = enqueued ms
 
 Subscriptions (owner: relay/store/subscriptions.py)
-    relay:subs                         [zset]   subscription id, score = created ms
+    relay:seq:sub                      [string] INCR orders subscriptions by creation
+    relay:subs                         [zset]   subscription id, score = creation sequence
     relay:subs:version                 [string] bumped on every change; workers rebuild their index
     relay:sub:{id}                     [string] subscription document JSON
     relay:sub:{id}:status              [hash]   delivery health counters (_status)
@@ -30,8 +31,12 @@ Deliveries (owner: relay/store/deliveries.py)
     relay:dead                         [zset]   dead delivery ids, score = died ms
 
 Evaluation metrics (owner: relay/store/evaluations.py)
-    relay:evals:{env}:{flag}:{minute}  [hash]   "{app}\\x1f{variant}" -> count (TTL = retention)
+    relay:evals:{env}:{flag}:{minute}  [hash]   "{app}\\x1f{variation}" -> count (TTL = retention);
+                                                variation = bool:true | bool:false | variant:{name}
     relay:evals:apps:{env}:{flag}      [set]    apps that evaluated the flag in the env
+    relay:evals:minutes:{env}:{flag}   [zset]   minutes with counts for the flag, score = minute
+    relay:evals:flags:{env}            [set]    flags evaluated in the env (TTL = retention)
+    relay:evals:appflags:{env}:{app}   [set]    flags the app evaluated in the env (TTL = retention)
 
 Access (owner: relay/store/tokens.py)
     relay:tokens                       [zset]   token id, score = created ms
@@ -57,6 +62,7 @@ OUTBOX = f"{PREFIX}outbox"
 
 SUBS = f"{PREFIX}subs"
 SUBS_VERSION = f"{PREFIX}subs:version"
+SUBS_SEQ = f"{PREFIX}seq:sub"
 
 DUE = f"{PREFIX}due"
 CLAIMS = f"{PREFIX}claims"
@@ -121,6 +127,18 @@ def evaluations(environment: str, flag: str, minute: int) -> str:
 
 def evaluation_apps(environment: str, flag: str) -> str:
     return f"{PREFIX}evals:apps:{environment}:{flag}"
+
+
+def evaluation_minutes(environment: str, flag: str) -> str:
+    return f"{PREFIX}evals:minutes:{environment}:{flag}"
+
+
+def evaluated_flags(environment: str) -> str:
+    return f"{PREFIX}evals:flags:{environment}"
+
+
+def app_evaluated_flags(environment: str, app: str) -> str:
+    return f"{PREFIX}evals:appflags:{environment}:{app}"
 
 
 def token(token_id: str) -> str:

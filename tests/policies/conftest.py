@@ -9,7 +9,7 @@ import pytest
 
 from policies import EventTarget, Tag
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "unleash"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "shared" / "fixtures" / "unleash"
 DEFAULT_NAMES = ("updateOn", "feature-environment-enabled")
 
 MakeTarget = Callable[..., EventTarget]

@@ -19,7 +19,7 @@ from policies import (
     parse_specifier,
 )
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "unleash"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "shared" / "fixtures" / "unleash"
 TYPES: list[str] = json.loads((FIXTURES / "unleash-8.2.0-event-types.json").read_text())
 EVENTS: list[dict[str, Any]] = [
     json.loads(line)

@@ -1,0 +1,148 @@
+"""Delivery health of each subscription: the counters and last errors shown as `_status`.
+
+Workers write it (`record_success`, `record_failure`); the API reads it (`get_status`).
+`failing_since` is when the current run of failures began; a success clears it, and the
+workers turn a subscription off once it has been failing for `DISABLE_AFTER`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.client import Pipeline
+
+from relay.store import keys
+from relay.store.client import Redis, translate_errors
+
+MAX_ERRORS = 10
+# a receiver's error page can be large; the status keeps enough of it to diagnose
+MAX_RESPONSE_BODY = 4096
+
+# Writes are scripts so that a status never outlives its subscription: a worker finishing
+# an attempt after the subscription was deleted must not recreate the status keys.
+# KEYS: subscription, status. ARGV: at_ms.
+_SUCCESS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], 'successCount', 1)
+local last = tonumber(redis.call('HGET', KEYS[2], 'lastSuccess')) or 0
+if tonumber(ARGV[1]) > last then redis.call('HSET', KEYS[2], 'lastSuccess', ARGV[1]) end
+redis.call('HDEL', KEYS[2], 'failingSince')
+return 1
+"""
+
+# KEYS: subscription, status, errors. ARGV: at_ms, error entry JSON, errors kept.
+_FAILURE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], 'errorCount', 1)
+local last = tonumber(redis.call('HGET', KEYS[2], 'lastError')) or 0
+if tonumber(ARGV[1]) > last then redis.call('HSET', KEYS[2], 'lastError', ARGV[1]) end
+redis.call('HSETNX', KEYS[2], 'failingSince', ARGV[1])
+redis.call('LPUSH', KEYS[3], ARGV[2])
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)
+return 1
+"""
+
+_INT_FIELDS = (
+    "successCount",
+    "lastSuccess",
+    "errorCount",
+    "lastError",
+    "failingSince",
+    "disabledAt",
+)
+
+
+def record_success(client: Redis, *, sub_id: str, at_ms: int) -> None:
+    """Count a delivered attempt; ends the subscription's current run of failures."""
+    with translate_errors():
+        client.eval(_SUCCESS, 2, keys.subscription(sub_id), keys.subscription_status(sub_id), at_ms)
+
+
+def record_failure(
+    client: Redis, *, sub_id: str, at_ms: int, status_code: int | None, response_body: str
+) -> None:
+    """Count a failed attempt and keep it among the last 10 errors (newest first)."""
+    entry = {
+        "statusCode": status_code,
+        "responseBody": response_body[:MAX_RESPONSE_BODY],
+        "timestamp": at_ms,
+    }
+    with translate_errors():
+        client.eval(
+            _FAILURE,
+            3,
+            keys.subscription(sub_id),
+            keys.subscription_status(sub_id),
+            keys.subscription_errors(sub_id),
+            at_ms,
+            json.dumps(entry),
+            MAX_ERRORS,
+        )
+
+
+def failing_since(client: Redis, *, sub_id: str) -> int | None:
+    """When the current run of failures began (ms), or None when the last attempt succeeded."""
+    with translate_errors():
+        value = client.hget(keys.subscription_status(sub_id), "failingSince")
+    return None if value is None else int(value)
+
+
+def get_status(client: Redis, *, sub_id: str) -> dict[str, Any]:
+    """The `_status` representation: counters, last times, last errors, why it was turned off."""
+    with translate_errors():
+        pipe = client.pipeline(transaction=True)
+        pipe.hgetall(keys.subscription_status(sub_id))
+        pipe.lrange(keys.subscription_errors(sub_id), 0, MAX_ERRORS - 1)
+        fields, errors = pipe.execute()
+    return status_from(fields, errors)
+
+
+def get_statuses(client: Redis, *, sub_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """`get_status` for many subscriptions in one round trip."""
+    with translate_errors():
+        pipe = client.pipeline(transaction=False)
+        for sub_id in sub_ids:
+            pipe.hgetall(keys.subscription_status(sub_id))
+            pipe.lrange(keys.subscription_errors(sub_id), 0, MAX_ERRORS - 1)
+        results = pipe.execute()
+    return {
+        sub_id: status_from(results[2 * n], results[2 * n + 1]) for n, sub_id in enumerate(sub_ids)
+    }
+
+
+def status_from(fields: dict[str, str], errors: list[str]) -> dict[str, Any]:
+    """Build `_status` from the raw hash and error list (also used for batched reads)."""
+    status: dict[str, Any] = {"successCount": 0, "errorCount": 0}
+    for name in _INT_FIELDS:
+        if name in fields:
+            status[name] = int(fields[name])
+    if "disabledReason" in fields:
+        status["disabledReason"] = fields["disabledReason"]
+    status["errors"] = [_without_nulls(json.loads(raw)) for raw in errors]
+    return status
+
+
+def queue_turned_off(pipe: Pipeline, *, sub_id: str, reason: str, at_ms: int) -> None:
+    """Queue, in the caller's transaction, the note that the relay turned it off and why."""
+    pipe.hset(
+        keys.subscription_status(sub_id), mapping={"disabledReason": reason, "disabledAt": at_ms}
+    )
+
+
+def queue_turned_on(pipe: Pipeline, *, sub_id: str) -> None:
+    """Queue, in the caller's transaction, forgetting why it was off and the failing run.
+
+    An admin turning a subscription back on gives it a fresh start: without this the
+    workers would turn it off again at its next failure.
+    """
+    pipe.hdel(keys.subscription_status(sub_id), "disabledReason", "disabledAt", "failingSince")
+
+
+def status_keys(sub_id: str) -> tuple[str, str]:
+    """The keys holding a subscription's status, deleted along with it."""
+    return keys.subscription_status(sub_id), keys.subscription_errors(sub_id)
+
+
+def _without_nulls(entry: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in entry.items() if value is not None}
