@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     delivery_connect_timeout: float = 5.0
     delivery_timeout: float = 15.0
     delivery_max_response_bytes: int = 64 * 1024
-    delivery_concurrency: int = Field(default=64, ge=1, description="in-flight sends per worker")
+    delivery_concurrency: int = Field(default=256, ge=1, description="in-flight sends per worker")
     delivery_lease: float = Field(default=60.0, description="seconds a claimed delivery is held")
 
     retention_days: float = Field(default=30.0, gt=0)

@@ -250,35 +250,60 @@ class WorkerProcess:
             os.killpg(self.process.pid, sig)
 
 
-@pytest.fixture(scope="session")
-def start_worker(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start a real Celery worker process for `settings`; waits until its heartbeat is seen."""
-    from workers.celery_app import worker_args
+class WorkerLauncher:
+    """Starts real Celery worker processes for `settings` and stops them all at the end."""
 
-    started: list[WorkerProcess] = []
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self.started: list[WorkerProcess] = []
 
-    def start(settings: Settings, *, beat: bool = True, timeout: float = 40.0) -> WorkerProcess:
-        workdir = tmp_path_factory.mktemp("worker")
+    def __call__(
+        self,
+        settings: Settings,
+        *,
+        beat: bool = True,
+        timeout: float = 40.0,
+        env: dict[str, str] | None = None,
+    ) -> WorkerProcess:
+        """Start one (with beat unless told otherwise); returns once its heartbeat is seen."""
+        from workers.celery_app import worker_args
+
+        workdir = self._tmp.mktemp("worker")
         name = f"relay-test-{uuid.uuid4().hex[:8]}"
         command = [sys.executable, "-m", "celery", "-A", "workers.celery_app"]
         command += worker_args(settings, beat=beat)
         command += ["-n", f"{name}@%h", "-s", str(workdir / "beat-schedule")]
-        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1", **(env or {})}
         log = workdir / "worker.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
                 command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         worker = WorkerProcess(process, log)
-        started.append(worker)
+        self.started.append(worker)
         _wait_for_heartbeat(settings.require_redis_url(), name, worker, timeout)
         return worker
 
-    yield start
-    for worker in started:
-        worker.stop()
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+@pytest.fixture
+def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerLauncher]:
+    """Start real Celery worker processes; they are stopped when the test ends, so no
+    worker outlives its test and consumes the next test's tasks."""
+    launcher = WorkerLauncher(tmp_path_factory)
+    yield launcher
+    launcher.stop_all()
+
+
+@pytest.fixture(scope="module")
+def start_module_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerLauncher]:
+    """`start_worker` for module-scoped fixtures: stopped when the module's tests end."""
+    launcher = WorkerLauncher(tmp_path_factory)
+    yield launcher
+    launcher.stop_all()
 
 
 def _wait_for_heartbeat(url: str, name: str, worker: WorkerProcess, timeout: float) -> None:

@@ -56,6 +56,27 @@ def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
+# The delivery worker: a pool of threads, each running a task; a deliver task hands its
+# batch to the process's one asyncio loop (workers/sender.py), which keeps up to
+# `delivery_concurrency` POSTs in flight, and waits. Threads only wait on batches, so
+# there are enough of them for small batches (an event with a few subscriptions) to fill
+# the sends in flight. Gossip and mingle only slow start-up (no results, no remote control).
+WORKER_POOL = "threads"
+WORKER_THREADS = 64
+WORKER_ARGS = [
+    "worker",
+    f"--pool={WORKER_POOL}",
+    f"--concurrency={WORKER_THREADS}",
+    "--without-gossip",
+    "--without-mingle",
+]
+
+
+def worker_args(settings: Settings, *, beat: bool = False) -> list[str]:
+    """`celery -A workers.celery_app <these>` for a delivery worker (`--beat`: pump + sweep)."""
+    return [*WORKER_ARGS, f"--loglevel={settings.log_level}", *(["--beat"] if beat else [])]
+
+
 def settings_of(app: Celery) -> Settings:
     """The settings a Celery app was built with."""
     settings: Settings = app.conf.relay_settings

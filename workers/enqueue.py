@@ -10,6 +10,9 @@ from celery import Celery
 from relay.settings import Settings
 from workers import names
 
+# delivery ids per deliver task: a batch is claimed, sent concurrently and recorded together
+DELIVER_BATCH = 50
+
 
 @lru_cache(maxsize=4)
 def _producer(broker_url: str) -> Celery:
@@ -25,5 +28,7 @@ def fanout(settings: Settings, event_ids: Sequence[int]) -> None:
 
 def deliver(settings: Settings, delivery_ids: Sequence[str]) -> None:
     """Ask a worker to attempt these deliveries now."""
-    if delivery_ids:
-        _producer(settings.require_redis_url()).send_task(names.DELIVER, args=[list(delivery_ids)])
+    ids = list(delivery_ids)
+    for start in range(0, len(ids), DELIVER_BATCH):
+        chunk = ids[start : start + DELIVER_BATCH]
+        _producer(settings.require_redis_url()).send_task(names.DELIVER, args=[chunk])

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from relay import __version__
 from relay.api.errors import register_error_handlers
-from relay.api.middleware import BodyLimitMiddleware
+from relay.api.middleware import BodyLimitMiddleware, RateLimitHeadersMiddleware
+from relay.api.request_metrics import RequestMetricsMiddleware
 from relay.api.routes import (
     client_metrics,
     deliveries,
     events,
     flag_events,
     health,
+    metrics,
     subscriptions,
     tokens,
 )
@@ -35,15 +35,8 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     register_error_handlers(app)
     for module in (health, tokens, events, client_metrics, flag_events, subscriptions, deliveries):
         app.include_router(module.router)
-    app.middleware("http")(_rate_limit_headers)
+    app.include_router(metrics.router)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware)  # outermost: times every answer, 413s too
     return app
-
-
-async def _rate_limit_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    for name, value in getattr(request.state, "rate_headers", {}).items():
-        response.headers.setdefault(name, value)
-    return response

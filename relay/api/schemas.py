@@ -38,5 +38,5 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     return {s: {"model": described[s][0], "description": described[s][1]} for s in statuses}
 
 
-# every authenticated route can answer these
-AUTH_ERRORS = error_responses(400, 401, 403, 429)
+# every authenticated route can answer these (503: Redis, which auth reads, is unreachable)
+AUTH_ERRORS = error_responses(400, 401, 403, 429, 503)

@@ -8,6 +8,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
+
+from redis.commands.core import Script
 
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
@@ -81,13 +84,29 @@ def create_token(client: Redis, *, name: str, role: Role) -> tuple[TokenInfo, st
     return info, secret
 
 
+# hash -> id -> token in one round trip: this runs on every authenticated request
+_FIND = """
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+return {id, redis.call('HGETALL', ARGV[1] .. id)}
+"""
+
+
+@lru_cache(maxsize=16)
+def _find_script(client: Redis) -> Script:
+    return client.register_script(_FIND)
+
+
 def find_token(client: Redis, *, secret: str) -> TokenInfo | None:
     """The token whose secret this is, or None."""
     with translate_errors():
-        token_id = client.get(keys.token_hash(hash_secret(secret)))
-        if token_id is None:
-            return None
-        return _load(client, token_id=str(token_id))
+        found = _find_script(client)(
+            keys=[keys.token_hash(hash_secret(secret))], args=[keys.token("")]
+        )
+    if not found or not found[1]:
+        return None
+    token_id, flat = str(found[0]), [str(item) for item in found[1]]
+    return _info(token_id, dict(zip(flat[0::2], flat[1::2], strict=True)))
 
 
 def list_tokens(client: Redis) -> list[TokenInfo]:
@@ -113,8 +132,10 @@ def delete_token(client: Redis, *, token_id: str) -> bool:
 
 def _load(client: Redis, *, token_id: str) -> TokenInfo | None:
     data: dict[str, str] = client.hgetall(keys.token(token_id))  # type: ignore[assignment]
-    if not data:
-        return None
+    return _info(token_id, data) if data else None
+
+
+def _info(token_id: str, data: dict[str, str]) -> TokenInfo:
     return TokenInfo(
         id=token_id, name=data["name"], role=Role(data["role"]), created_at=int(data["createdAt"])
     )

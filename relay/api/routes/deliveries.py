@@ -1,7 +1,251 @@
-"""Routes of this API area (being built)."""
+"""Operator endpoints for a subscription's deliveries: list, retry, replay, test."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import time
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from relay import replay as replays
+from relay.api.deps import SettingsDep, StoreDep, WriterDep
+from relay.api.schemas import AUTH_ERRORS, error_responses
+from relay.errors import ConflictError, FieldProblem, InvalidRequestError, NotFoundError
+from relay.settings import Settings
+from relay.store import deliveries
+from relay.store.client import Redis
+from relay.store.deliveries import Attempt, Delivery, DeliveryState
+from relay.store.subscriptions import SubscriptionRecord, get_subscription
+from relay.unleash import rfc3339_ms
+from relay.webhook_config import INTEGRATION_KEY
+from workers import enqueue
+
+router = APIRouter(prefix="/api/v2/integrations", tags=["deliveries"], responses=AUTH_ERRORS)
+
+TEST_WAIT_S = 20.0  # how long `test` waits for the worker's first attempt
+_POLL_S = 0.05
+
+
+class AttemptRep(BaseModel):
+    """One POST to the receiver."""
+
+    at: int
+    statusCode: int | None
+    durationMs: int
+    error: str | None
+    responseBody: str
+    outcome: str
+
+
+class DeliveryRep(BaseModel):
+    """One (event, subscription) delivery; `_id` is the `webhook-id` the receiver sees."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str = Field(alias="_id")
+    kind: str
+    subscriptionId: str
+    eventId: int | None
+    state: DeliveryState
+    reason: str | None = None
+    attemptCount: int
+    createdAt: int
+    updatedAt: int
+    nextAttemptAt: int | None = None
+    deliveredAt: int | None = None
+    attempts: list[AttemptRep]
+
+
+class Deliveries(BaseModel):
+    items: list[DeliveryRep]
+    totalCount: int
+
+
+class ReplayPost(BaseModel):
+    """A createdAt range, ends included: milliseconds since the epoch or RFC 3339."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: StrictInt | str = Field(alias="from")
+    to: StrictInt | str
+
+
+class Replay(BaseModel):
+    count: int
+    ids: list[str]
+
+
+@router.get(
+    "/{integrationKey}/{id}/deliveries",
+    response_model=Deliveries,
+    response_model_exclude_none=True,
+    responses=error_responses(404),
+)
+def list_deliveries(
+    integrationKey: str,
+    id: str,
+    client: StoreDep,
+    _: WriterDep,
+    state: Annotated[
+        DeliveryState | None, Query(description="only deliveries in this state")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Deliveries:
+    """List a subscription's recent deliveries, newest first, with their attempts."""
+    _subscription(client, integrationKey, id)
+    found = deliveries.list_deliveries(client, sub_id=id, state=state, limit=limit)
+    items = [_rep(delivery, attempts) for delivery, attempts in found]
+    return Deliveries(items=items, totalCount=len(items))
+
+
+@router.post(
+    "/{integrationKey}/{id}/deliveries/{deliveryId}/retry",
+    status_code=202,
+    response_model=DeliveryRep,
+    response_model_exclude_none=True,
+    responses=error_responses(404, 409),
+)
+def retry_delivery(
+    integrationKey: str,
+    id: str,
+    deliveryId: str,
+    client: StoreDep,
+    settings: SettingsDep,
+    _: WriterDep,
+) -> DeliveryRep:
+    """Revive a dead or failing delivery: attempts reset, due now."""
+    record = _subscription(client, integrationKey, id)
+    delivery = deliveries.get_delivery(client, delivery_id=deliveryId)
+    if delivery is None or delivery.sub_id != record.id:
+        raise NotFoundError(f"no delivery {deliveryId} for subscription {id}")
+    if delivery.state is DeliveryState.DELIVERED:
+        raise ConflictError(f"delivery {deliveryId} was delivered", code="already_delivered")
+    _require_on(record)
+    now = _now_ms()
+    due_at = now + int(settings.delivery_lease * 1000)
+    if deliveries.revive(client, delivery_id=deliveryId, now_ms=now, due_at_ms=due_at) is None:
+        raise NotFoundError(f"no delivery {deliveryId} for subscription {id}")
+    enqueue.deliver(settings, [deliveryId])
+    return _current(client, deliveryId)
+
+
+@router.post(
+    "/{integrationKey}/{id}/replay",
+    status_code=202,
+    response_model=Replay,
+    responses=error_responses(404, 409),
+)
+def replay_events(
+    integrationKey: str,
+    id: str,
+    body: ReplayPost,
+    client: StoreDep,
+    settings: SettingsDep,
+    _: WriterDep,
+) -> Replay:
+    """Re-send the recorded events of a createdAt range that the policy includes."""
+    record = _subscription(client, integrationKey, id)
+    start, end = _moment(body.from_, "from"), _moment(body.to, "to")
+    if start > end:
+        raise InvalidRequestError("`from` is after `to`", [FieldProblem("from", "after to")])
+    _require_on(record)
+    ids = replays.replay(
+        client, record=record, start_ms=start, end_ms=end, settings=settings, now_ms=_now_ms()
+    )
+    enqueue.deliver(settings, ids)
+    return Replay(count=len(ids), ids=ids)
+
+
+@router.post(
+    "/{integrationKey}/{id}/test",
+    response_model=DeliveryRep,
+    response_model_exclude_none=True,
+    responses=error_responses(404),
+)
+def test_subscription(
+    integrationKey: str, id: str, client: StoreDep, settings: SettingsDep, _: WriterDep
+) -> DeliveryRep:
+    """Send a test event now; answers with its first attempt (or `pending` after 20 s)."""
+    record = _subscription(client, integrationKey, id)
+    delivery_id = replays.create_test_delivery(
+        client, record=record, settings=settings, now_ms=_now_ms()
+    )
+    enqueue.deliver(settings, [delivery_id])
+    return _wait_for_attempt(client, delivery_id, settings)
+
+
+def _wait_for_attempt(client: Redis, delivery_id: str, settings: Settings) -> DeliveryRep:
+    deadline = time.monotonic() + min(TEST_WAIT_S, settings.delivery_timeout + 5)
+    while True:
+        delivery = deliveries.get_delivery(client, delivery_id=delivery_id)
+        finished = delivery is not None and delivery.state is not DeliveryState.PENDING
+        if finished or time.monotonic() >= deadline:
+            return _current(client, delivery_id)
+        time.sleep(_POLL_S)
+
+
+def _subscription(client: Redis, integration_key: str, sub_id: str) -> SubscriptionRecord:
+    if integration_key != INTEGRATION_KEY:
+        raise NotFoundError(f"unknown integration {integration_key}")
+    record = get_subscription(client, sub_id=sub_id)
+    if record is None or record.integration_key != integration_key:
+        raise NotFoundError(f"no subscription {sub_id}")
+    return record
+
+
+def _require_on(record: SubscriptionRecord) -> None:
+    if not record.on:
+        raise ConflictError(
+            f"subscription {record.id} is off; turn it on first", code="subscription_off"
+        )
+
+
+def _moment(value: int | str, attribute: str) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return rfc3339_ms(value)
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"`{attribute}` is not a time", [FieldProblem(attribute, str(exc))]
+        ) from None
+
+
+def _current(client: Redis, delivery_id: str) -> DeliveryRep:
+    delivery = deliveries.get_delivery(client, delivery_id=delivery_id)
+    if delivery is None:
+        raise NotFoundError(f"no delivery {delivery_id}")
+    return _rep(delivery, deliveries.get_attempts(client, delivery_id=delivery_id))
+
+
+def _rep(delivery: Delivery, attempts: list[Attempt]) -> DeliveryRep:
+    return DeliveryRep(
+        id=delivery.id,
+        kind=delivery.kind.value,
+        subscriptionId=delivery.sub_id,
+        eventId=delivery.event_id,
+        state=delivery.state,
+        reason=delivery.reason or None,
+        attemptCount=delivery.attempts,
+        createdAt=delivery.created_at,
+        updatedAt=delivery.updated_at,
+        nextAttemptAt=delivery.next_attempt_at,
+        deliveredAt=delivery.delivered_at,
+        attempts=[_attempt_rep(a) for a in attempts],
+    )
+
+
+def _attempt_rep(attempt: Attempt) -> AttemptRep:
+    return AttemptRep(
+        at=attempt.at,
+        statusCode=attempt.status_code,
+        durationMs=attempt.duration_ms,
+        error=attempt.error,
+        responseBody=attempt.response_body,
+        outcome=attempt.outcome,
+    )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

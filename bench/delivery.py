@@ -1,0 +1,464 @@
+"""Delivery benchmark: events in over HTTP, signed webhooks out to slow receivers.
+
+One API process (uvicorn) and one relay worker process (the `relay worker` command line,
+`workers.celery_app.worker_args`) on an embedded Redis; five subscriptions point at an
+asyncio receiver that answers after 100 ms. Measured in the same run:
+
+  relay       events POSTed in batches; deliveries/s until the last one arrived
+  latency     200 events/s, one event per POST, 5 subscriptions: ingest -> first attempt
+  plain loop  (a) one httpx.Client POSTing in a loop to a receiver answering at once:
+              the client-side limit of one Python process
+  naive       (b) a Celery task per delivery doing one httpx.post, default prefork pool
+              (concurrency = cores), to the 100 ms receiver
+
+Figures are medians of `--runs` runs; a plot goes to docs/delivery-bench.png (matplotlib,
+the `bench` extra) or docs/delivery-bench.svg without it.
+
+    python bench/delivery.py [--events 2000] [--runs 3] [--rates 200,20] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from relay.embedded import free_port, start_redis  # noqa: E402
+from relay.settings import Settings  # noqa: E402
+from workers.celery_app import worker_args  # noqa: E402
+
+ADMIN = "bench-admin-token"
+SUBSCRIPTIONS = 5
+RECEIVER_DELAY = 0.1
+TARGET_RATE = 1000.0
+TARGET_RATIO = 0.6
+TARGET_P99_MS = 250.0
+TARGET_EVENTS_RATE = 200.0
+
+
+@dataclass
+class Latency:
+    rate: float  # events/s asked for
+    achieved: float  # events/s the driver managed
+    millis: list[float]  # ingest -> first attempt, per delivery
+
+
+@dataclass
+class Figures:
+    relay: list[float] = field(default_factory=list)
+    relay_cpu_ms: list[float] = field(default_factory=list)  # worker CPU per delivery
+    plain: list[float] = field(default_factory=list)
+    plain_cpu_ms: list[float] = field(default_factory=list)  # client CPU per request
+    naive: list[float] = field(default_factory=list)
+    latency: list[Latency] = field(default_factory=list)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Stack:
+    """Redis, receiver, API and worker processes for one benchmark run."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.probe = httpx.Client(timeout=10)  # one keep-alive client for polling
+        self.redis = start_redis(workdir / "redis")
+        self.receiver_port = free_port()
+        self.api_port = free_port()
+        self.env = {
+            **os.environ,
+            "RELAY_REDIS_URL": self.redis.url,
+            "RELAY_ADMIN_TOKEN": ADMIN,
+            "RELAY_ALLOW_PRIVATE_DESTINATIONS": "true",
+            "RELAY_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+            **{k: v for k, v in os.environ.items() if k.startswith("RELAY_")},
+        }
+
+    @property
+    def receiver(self) -> str:
+        return f"http://127.0.0.1:{self.receiver_port}"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def spawn(self, name: str, command: list[str], **extra: Any) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=self.env, **extra
+        )
+        self.processes.append(process)
+        return process
+
+    def start(self) -> None:
+        receiver = [sys.executable, str(ROOT / "bench/receiver.py")]
+        self.spawn("receiver", [*receiver, "--port", str(self.receiver_port), "--delay", "0.1"])
+        api = [sys.executable, "-m", "uvicorn", "relay.api.app:create_app", "--factory"]
+        api += ["--host", "127.0.0.1", "--port", str(self.api_port), "--log-level", "warning"]
+        self.spawn("api", api)
+        celery = [sys.executable, "-m", "celery", "-A", "workers.celery_app"]
+        celery += worker_args(Settings(log_level="WARNING"), beat=True)
+        celery += ["-s", str(self.workdir / "beat-schedule")]
+        self.worker_pid = self.spawn("worker", celery).pid
+        _wait_http(f"{self.receiver}/count")
+        _wait_http(f"{self.api}/healthz")
+        _wait_for_worker(self.redis.url)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.redis.stop()
+
+
+def _wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def _wait_for_worker(redis_url: str, timeout: float = 40.0) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.zcard("relay:workers"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the worker did not start")
+
+
+def event(index: int) -> dict[str, Any]:
+    return {
+        "type": "feature-environment-enabled",
+        "createdBy": "bench@example.com",
+        "featureName": f"bench-flag-{index % 50}",
+        "project": "default",
+        "environment": "production",
+        "data": {"name": f"bench-flag-{index % 50}", "enabled": True, "n": index},
+        "tags": [{"type": "simple", "value": "bench"}],
+    }
+
+
+def subscribe(api: httpx.Client, stack: Stack) -> list[str]:
+    ids = []
+    for n in range(SUBSCRIPTIONS):
+        config = {"url": f"{stack.receiver}/slow", "format": "unleash" if n % 2 else "launchdarkly"}
+        body = {"name": f"bench-{n}", "config": config, "on": True}
+        response = api.post("/api/v2/integrations/webhook", json=body)
+        response.raise_for_status()
+        ids.append(response.json()["_id"])
+    return ids
+
+
+def receiver_count(stack: Stack) -> int:
+    return int(stack.probe.get(f"{stack.receiver}/count").json()["count"])
+
+
+def receiver_dump(stack: Stack) -> list[tuple[str, float]]:
+    return [(i, t) for i, t in stack.probe.get(f"{stack.receiver}/dump", timeout=30).json()]
+
+
+def wait_for_deliveries(stack: Stack, count: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while receiver_count(stack) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {receiver_count(stack)} of {count} deliveries arrived")
+        time.sleep(0.2)  # the driver's own CPU is taken from the processes measured
+
+
+def measure_relay(api: httpx.Client, stack: Stack, events: int) -> tuple[float, float]:
+    """Deliveries/s for `events` events (x5 subscriptions) POSTed in batches of 100,
+    and the worker's CPU milliseconds per delivery."""
+    stack.probe.post(f"{stack.receiver}/reset")
+    expected = events * SUBSCRIPTIONS
+    cpu_before = cpu_seconds(stack.worker_pid)
+    started = time.time()
+    for start in range(0, events, 100):
+        batch = [event(i) for i in range(start, min(events, start + 100))]
+        api.post("/api/events", json=batch).raise_for_status()
+    wait_for_deliveries(stack, expected)
+    cpu_ms = (cpu_seconds(stack.worker_pid) - cpu_before) * 1000 / expected
+    arrivals = receiver_dump(stack)
+    last = max(t for _, t in arrivals)
+    assert len({i for i, _ in arrivals}) >= expected, "a delivery is missing"
+    return expected / (last - started), cpu_ms
+
+
+def measure_latency(api: httpx.Client, stack: Stack, rate: float, seconds: float) -> Latency:
+    """Ingest -> first attempt (ms) for every delivery at `rate` events/s, one per POST."""
+    stack.probe.post(f"{stack.receiver}/reset")
+    sent: dict[int, float] = {}
+    total = int(rate * seconds)
+
+    def post(n: int) -> None:
+        at = time.time()
+        [event_id] = api.post("/api/events", json=event(n)).json()["ids"]
+        sent[event_id] = at
+
+    started = time.time()
+    with ThreadPoolExecutor(16) as pool:  # POSTs overlap: the API's latency does not pace us
+        for n in range(total):
+            pause = started + n / rate - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            pool.submit(post, n)
+    achieved = total / (time.time() - started)
+    wait_for_deliveries(stack, total * SUBSCRIPTIONS)
+    first: dict[str, float] = {}
+    for webhook_id, arrived in receiver_dump(stack):
+        first[webhook_id] = min(arrived, first.get(webhook_id, arrived))
+    millis = [
+        (arrived - sent[int(webhook_id.split("_")[1])]) * 1000
+        for webhook_id, arrived in first.items()
+    ]
+    return Latency(rate=rate, achieved=achieved, millis=millis)
+
+
+def measure_plain_loop(stack: Stack, seconds: float = 3.0) -> tuple[float, float]:
+    """(a) Requests/s of one httpx.Client POSTing in a loop to an immediate receiver,
+    and its CPU milliseconds per request."""
+    body = json.dumps(event(0)).encode()
+    headers = {"content-type": "application/json", "webhook-id": "plain"}
+    count = 0
+    with httpx.Client() as client:
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            client.post(f"{stack.receiver}/fast", content=body, headers=headers)
+            count += 1
+        rate = count / (time.perf_counter() - started)
+        return rate, (time.process_time() - cpu_before) * 1000 / count
+
+
+def measure_naive(stack: Stack, deliveries: int, runs: int) -> list[float]:
+    """(b) Deliveries/s of a task-per-delivery Celery worker on the default prefork pool."""
+    broker = stack.redis.url.rsplit("/", 1)[0] + "/1"
+    stack.env["NAIVE_BROKER_URL"] = broker
+    command = [sys.executable, "-m", "celery", "-A", "naive_app", "worker", "--loglevel=WARNING"]
+    worker = stack.spawn("naive-worker", command, cwd=str(ROOT / "bench"))
+    sys.path.insert(0, str(ROOT / "bench"))
+    os.environ["NAIVE_BROKER_URL"] = broker
+    import naive_app
+
+    time.sleep(3)  # prefork children starting; a first task would pay for it
+    body = json.dumps(event(0))
+    rates = []
+    for _ in range(runs):
+        stack.probe.post(f"{stack.receiver}/reset")
+        started = time.time()
+        for n in range(deliveries):
+            naive_app.post.delay(f"{stack.receiver}/slow", body, {"webhook-id": f"naive_{n}"})
+        wait_for_deliveries(stack, deliveries)
+        last = max(t for _, t in receiver_dump(stack))
+        rates.append(deliveries / (last - started))
+    worker.terminate()
+    worker.wait(15)
+    return rates
+
+
+@contextmanager
+def running_stack() -> Iterator[Stack]:
+    workdir = Path(tempfile.mkdtemp(prefix="relay-bench-"))
+    stack = Stack(workdir)
+    try:
+        stack.start()
+        yield stack
+    except BaseException:
+        for log in sorted(workdir.glob("*.log")):
+            print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-3000:]}")
+        raise
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(arguments: argparse.Namespace) -> Figures:
+    figures = Figures()
+    with running_stack() as stack:
+        api = httpx.Client(base_url=stack.api, headers={"Authorization": ADMIN}, timeout=30)
+        subscribe(api, stack)
+        measure_relay(api, stack, 1000)  # warm-up: connection pools, subscription index
+        for _ in range(arguments.runs):
+            rate, cpu_ms = measure_relay(api, stack, arguments.events)
+            figures.relay.append(rate)
+            figures.relay_cpu_ms.append(cpu_ms)
+            rate, cpu_ms = measure_plain_loop(stack)
+            figures.plain.append(rate)
+            figures.plain_cpu_ms.append(cpu_ms)
+        for rate in arguments.rates:
+            figures.latency.append(measure_latency(api, stack, rate, arguments.seconds))
+        if not arguments.skip_naive:
+            figures.naive = measure_naive(stack, arguments.naive_deliveries, arguments.runs)
+    return figures
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def report(figures: Figures) -> list[str]:
+    relay, plain = statistics.median(figures.relay), statistics.median(figures.plain)
+    relay_cpu, plain_cpu = (
+        statistics.median(figures.relay_cpu_ms),
+        statistics.median(figures.plain_cpu_ms),
+    )
+    lines = [
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end;"
+        f" receivers answer after {RECEIVER_DELAY * 1000:.0f} ms",
+        f"relay worker        {relay:8.0f} deliveries/s  (runs: {_runs(figures.relay)});"
+        f" worker CPU {relay_cpu:.2f} ms/delivery",
+        f"(a) plain loop      {plain:8.0f} requests/s    (runs: {_runs(figures.plain)});"
+        f" client CPU {plain_cpu:.2f} ms/request",
+    ]
+    if figures.naive:
+        naive = statistics.median(figures.naive)
+        lines.append(
+            f"(b) naive prefork   {naive:8.1f} deliveries/s  (runs: {_runs(figures.naive)})"
+            f"  relay / naive = {relay / naive:.0f}x"
+        )
+    ratio = relay / plain
+    lines += [
+        f"relay / plain loop  {ratio:8.2f}   (target >= {TARGET_RATIO})"
+        f" {_verdict(ratio >= TARGET_RATIO)}; CPU per send, plain / relay ="
+        f" {plain_cpu / relay_cpu:.2f}",
+        f"throughput          {relay:8.0f}/s (target >= {TARGET_RATE:.0f}/s)"
+        f" {_verdict(relay >= TARGET_RATE)}",
+    ]
+    for latency in figures.latency:
+        p50, p99 = percentile(latency.millis, 0.50), percentile(latency.millis, 0.99)
+        target = f" (target p99 <= {TARGET_P99_MS:.0f} ms) {_verdict(p99 <= TARGET_P99_MS)}"
+        lines.append(
+            f"latency at {latency.rate:.0f} events/s (driver reached {latency.achieved:.0f}) x"
+            f" {SUBSCRIPTIONS} subscriptions, {len(latency.millis)} deliveries: ingest -> first"
+            f" attempt p50 {p50:.0f} ms, p99 {p99:.0f} ms"
+            + (target if latency.rate == TARGET_EVENTS_RATE else "")
+        )
+    return lines
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def _runs(values: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in values)
+
+
+def plot(figures: Figures, out_dir: Path) -> Path:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return _svg(figures, out_dir / "delivery-bench.svg")
+    fig, (bars, cdf) = plt.subplots(1, 2, figsize=(12, 4.8))
+    names = ["relay worker\n(100 ms receiver)", "(a) plain httpx loop\n(0 ms receiver)"]
+    values = [statistics.median(figures.relay), statistics.median(figures.plain)]
+    if figures.naive:
+        names.append("(b) naive prefork\n(100 ms receiver)")
+        values.append(statistics.median(figures.naive))
+    bars.bar(names, values, color=["#2b7bba", "#999999", "#d9822b"][: len(values)])
+    bars.axhline(TARGET_RATE, color="green", linestyle="--", label="target 1,000/s")
+    for x, value in enumerate(values):
+        bars.text(x, value, f"{value:,.0f}", ha="center", va="bottom")
+    bars.set_ylabel("deliveries (requests) per second, median")
+    bars.set_title("Throughput, 1 API + 1 worker process, 2 cores")
+    bars.legend()
+    for latency, color in zip(figures.latency, ["#2b7bba", "#d9822b", "#6a3d9a"], strict=False):
+        ordered = sorted(latency.millis)
+        shares = [(i + 1) / len(ordered) for i in range(len(ordered))]
+        label = f"{latency.rate:.0f} events/s ({latency.rate * SUBSCRIPTIONS:.0f} deliveries/s)"
+        cdf.plot(ordered, shares, color=color, label=label)
+    cdf.axvline(TARGET_P99_MS, color="green", linestyle="--", label="target p99 250 ms")
+    cdf.axhline(0.99, color="#999999", linestyle=":", label="99th percentile")
+    cdf.set_xscale("log")
+    cdf.set_xlabel("ingest -> first attempt arrives at the receiver (ms, log)")
+    cdf.set_ylabel("share of deliveries")
+    cdf.set_title(f"Latency, one event per POST, x {SUBSCRIPTIONS} subscriptions")
+    cdf.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    path = out_dir / "delivery-bench.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _svg(figures: Figures, path: Path) -> Path:
+    values = [
+        ("relay", statistics.median(figures.relay)),
+        ("plain", statistics.median(figures.plain)),
+    ]
+    if figures.naive:
+        values.append(("naive", statistics.median(figures.naive)))
+    top = max(v for _, v in values)
+    rects = "".join(
+        f'<rect x="{40 + i * 120}" y="{260 - 220 * v / top:.0f}" width="80" '
+        f'height="{220 * v / top:.0f}" fill="#2b7bba"/>'
+        f'<text x="{80 + i * 120}" y="280" text-anchor="middle">{name} {v:,.0f}/s</text>'
+        for i, (name, v) in enumerate(values)
+    )
+    path.write_text(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="420" height="300">{rects}</svg>'
+    )
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="relay delivery benchmark")
+    parser.add_argument("--events", type=int, default=2000, help="events per throughput run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=[TARGET_EVENTS_RATE, 20.0],
+        help="events/s of the latency phases",
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="latency phase length")
+    parser.add_argument("--naive-deliveries", type=int, default=100)
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    arguments = parser.parse_args()
+    figures = run(arguments)
+    lines = report(figures)
+    print("\n".join(lines))
+    print(f"plot: {plot(figures, arguments.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Logging for every relay process: JSON lines for machines, readable text on a terminal.
+
+Every process (`relay up` and the API, worker and beat it starts) calls `configure_logging`
+as it starts. Whatever a caller passes as `extra={...}` becomes fields of the JSON line, so ids
+(`event_id`, `delivery_id`, `subscription_id`) can be searched for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+# attributes every LogRecord has; anything else on a record came from `extra=`
+# (uvicorn's `color_message` repeats the message with terminal colour codes)
+_STANDARD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, component, logger, message, extras."""
+
+    def __init__(self, component: str) -> None:
+        super().__init__()
+        self.component = component
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "component": self.component,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(extra_fields(record))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL component logger: message key=value ...` for people at a terminal."""
+
+    def __init__(self, component: str) -> None:
+        component = component.replace("%", "%%")
+        super().__init__(
+            f"%(asctime)s %(levelname)-7s {component} %(name)s: %(message)s", datefmt="%H:%M:%S"
+        )
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        extras = " ".join(f"{key}={value}" for key, value in extra_fields(record).items())
+        return f"{text} {extras}" if extras else text
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """What the caller added to the record with `extra=`."""
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _STANDARD_ATTRIBUTES and not key.startswith("_")
+    }
+
+
+class _RelayHandler(logging.StreamHandler[TextIO]):
+    """Marks the handler this module installed, so a second call replaces it."""
+
+
+def configure_logging(
+    level: str | int = "INFO", *, component: str = "relay", stream: TextIO | None = None
+) -> None:
+    """Send the root logger to `stream` (stderr): JSON lines unless it is a terminal."""
+    stream = stream if stream is not None else sys.stderr
+    handler = _RelayHandler(stream)
+    formatter_class = TextFormatter if _is_terminal(stream) else JsonFormatter
+    handler.setFormatter(formatter_class(component))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _RelayHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except ValueError:  # a closed stream
+        return False

@@ -1,0 +1,207 @@
+"""`relay status`: the relay's health at a glance, read straight from Redis.
+
+Queue depths, the workers seen lately, and each subscription's delivery health (on or
+off and why, success and error counts, the last error, dead letters). `gather` reads it,
+`as_json` is the machine form (`--json`), `render` the terminal one (rich).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from relay.store import heartbeats, queues, subscription_status, subscriptions
+from relay.store.client import Redis
+from relay.store.queues import QueueDepths
+
+WORKERS_WINDOW_S: Final = 86_400.0  # workers gone longer than this are forgotten
+_ERROR_TEXT: Final = 80  # characters of a receiver's answer shown in the table
+
+
+@dataclass(frozen=True)
+class WorkerSeen:
+    name: str
+    last_seen: int  # ms
+    alive: bool  # a heartbeat within the settings' worker_heartbeat_ttl
+
+
+@dataclass(frozen=True)
+class SubscriptionHealth:
+    id: str
+    name: str
+    on: bool
+    url: str
+    success_count: int
+    error_count: int
+    last_success: int | None  # ms
+    last_error: int | None  # ms
+    last_error_text: str | None  # status code and the start of the answer, or the error
+    failing_since: int | None  # ms
+    disabled_reason: str | None
+    dead: int  # dead letters kept
+
+
+@dataclass(frozen=True)
+class Status:
+    at: int  # ms
+    queues: QueueDepths
+    workers: list[WorkerSeen]
+    subscriptions: list[SubscriptionHealth]
+    dead_unattributed: int  # dead letters whose subscription is gone or whose record expired
+
+
+def gather(client: Redis, *, worker_ttl: float) -> Status:
+    """Read everything `relay status` shows."""
+    now = int(time.time() * 1000)
+    depths = queues.queue_depths(client, now_ms=now)
+    seen = heartbeats.workers_seen(client, within_seconds=WORKERS_WINDOW_S)
+    workers = [
+        WorkerSeen(name, last, alive=now - last <= worker_ttl * 1000)
+        for name, last in sorted(seen.items())
+    ]
+    records = subscriptions.list_subscriptions(client)
+    statuses = subscription_status.get_statuses(client, sub_ids=[r.id for r in records])
+    dead = queues.dead_by_subscription(client)
+    health = [_health(r, statuses[r.id], dead.pop(r.id, 0)) for r in records]
+    return Status(now, depths, workers, health, dead_unattributed=sum(dead.values()))
+
+
+def _health(
+    record: subscriptions.SubscriptionRecord, status: dict[str, Any], dead: int
+) -> SubscriptionHealth:
+    errors: list[dict[str, Any]] = status.get("errors", [])
+    return SubscriptionHealth(
+        id=record.id,
+        name=record.name,
+        on=record.on,
+        url=str(record.config.get("url", "")),
+        success_count=int(status.get("successCount", 0)),
+        error_count=int(status.get("errorCount", 0)),
+        last_success=status.get("lastSuccess"),
+        last_error=status.get("lastError"),
+        last_error_text=_error_text(errors[0]) if errors else None,
+        failing_since=status.get("failingSince"),
+        disabled_reason=status.get("disabledReason"),
+        dead=dead,
+    )
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    code = error.get("statusCode")
+    body = " ".join(str(error.get("responseBody", "")).split())
+    prefix = f"{code}" if code is not None else "no answer"
+    return f"{prefix}: {body}" if body else prefix
+
+
+def as_json(status: Status) -> dict[str, Any]:
+    """The machine form of `status` (times in ms since the epoch, like the API's `_status`)."""
+    return {
+        "at": status.at,
+        "queues": asdict(status.queues),
+        "workers": [
+            {"name": w.name, "lastSeen": w.last_seen, "alive": w.alive} for w in status.workers
+        ],
+        "subscriptions": [_camel(asdict(s)) for s in status.subscriptions],
+        "deadUnattributed": status.dead_unattributed,
+    }
+
+
+def _camel(fields: dict[str, Any]) -> dict[str, Any]:
+    def camel(name: str) -> str:
+        head, *rest = name.split("_")
+        return head + "".join(part.capitalize() for part in rest)
+
+    return {camel(name): value for name, value in fields.items()}
+
+
+# --- the terminal view ------------------------------------------------------------------
+
+
+def render(status: Status, console: Console) -> None:
+    """Print the status as three tables: queues, workers, subscriptions."""
+    console.print(Group(_queues_table(status), _workers_table(status), _subs_table(status)))
+
+
+def _queues_table(status: Status) -> Panel:
+    q = status.queues
+    table = Table.grid(padding=(0, 3))
+    rows = [
+        ("outbox", q.outbox, "recorded events waiting for fan-out"),
+        ("due", q.due, "deliveries still to deliver (pending, retrying, in flight)"),
+        ("ready", q.ready, "of those, due now: a growing number means workers lag"),
+        ("claims", q.claims, "deliveries a worker is attempting"),
+        ("dead", q.dead, "dead letters (per subscription below)"),
+    ]
+    for name, value, text in rows:
+        style = "red" if name == "dead" and value else ""
+        table.add_row(Text(name, style="bold"), Text(str(value), style=style), Text(text, "dim"))
+    return Panel(table, title=f"queues at {_clock(status.at)}", title_align="left")
+
+
+def _workers_table(status: Status) -> Panel:
+    if not status.workers:
+        return Panel(Text("no worker has sent a heartbeat", "red"), title="workers")
+    table = Table.grid(padding=(0, 3))
+    for worker in status.workers:
+        state = Text("alive", "green") if worker.alive else Text("silent", "red")
+        ago = _ago(status.at - worker.last_seen)
+        table.add_row(Text(worker.name, "bold"), state, Text(f"last heartbeat {ago}", "dim"))
+    return Panel(table, title="workers", title_align="left")
+
+
+def _subs_table(status: Status) -> Table:
+    table = Table(title="subscriptions", title_justify="left", expand=True)
+    table.add_column("id", no_wrap=True)  # copied into `relay replay --subscription`
+    for header in ("name", "state", "ok", "errors", "dead", "last error"):
+        table.add_column(header, overflow="fold")
+    for sub in status.subscriptions:
+        table.add_row(
+            sub.id,
+            sub.name,
+            _state(sub),
+            str(sub.success_count),
+            Text(str(sub.error_count), "yellow" if sub.error_count else ""),
+            Text(str(sub.dead), "red" if sub.dead else ""),
+            _last_error(sub, status.at),
+        )
+    if status.dead_unattributed:
+        table.add_row("-", "(deleted or expired)", "", "", "", str(status.dead_unattributed), "")
+    if not status.subscriptions:
+        table.caption = "no subscriptions"
+    return table
+
+
+def _state(sub: SubscriptionHealth) -> Text:
+    if not sub.on:
+        return Text(f"off: {sub.disabled_reason}" if sub.disabled_reason else "off", "red")
+    if sub.failing_since is not None:
+        return Text("on, failing", "yellow")
+    return Text("on", "green")
+
+
+def _last_error(sub: SubscriptionHealth, now: int) -> str:
+    if sub.last_error is None or sub.last_error_text is None:
+        return ""
+    text = sub.last_error_text
+    if len(text) > _ERROR_TEXT:
+        text = text[: _ERROR_TEXT - 1] + "…"
+    return f"{_ago(now - sub.last_error)}: {text}"
+
+
+def _clock(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def _ago(ms: int) -> str:
+    seconds = max(0, ms) / 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"

@@ -1,0 +1,292 @@
+"""Deliveries: one (event, subscription) webhook, its state, its attempts, and the due queue.
+
+States: `pending` (waiting for its first attempt), `failed` (an attempt failed, the next one
+is scheduled), and the terminal `delivered`, `dead` (retries exhausted, or refused for
+good), `gone` (the receiver answered 410 and the subscription was turned off) and
+`skipped` (the subscription is off or deleted). Durable truth lives here, never in a
+worker: relay:due holds every delivery still to attempt, relay:claims the leases of those
+being attempted. See relay/store/delivery_scripts.py for the atomic transitions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from relay.store import delivery_scripts, keys
+from relay.store.client import Redis, translate_errors
+
+ATTEMPTS_KEPT = 50  # per delivery; the schedule has fewer steps, revivals add more
+RECENT_PER_SUBSCRIPTION = 10_000  # ids kept in relay:sub:{id}:deliveries for listing
+
+_T = TypeVar("_T")
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    FAILED = "failed"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    GONE = "gone"
+    SKIPPED = "skipped"
+
+
+TERMINAL_STATES = frozenset(
+    {DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.GONE, DeliveryState.SKIPPED}
+)
+
+
+class DeliveryKind(StrEnum):
+    EVENT = "event"  # created by fan-out
+    REPLAY = "replay"  # an operator re-sent a recorded event
+    TEST = "test"  # a test event, tried once
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    id: str
+    kind: DeliveryKind
+    sub_id: str
+    event_id: int | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    kind: DeliveryKind
+    sub_id: str
+    event_id: int | None
+    state: DeliveryState
+    attempts: int
+    created_at: int
+    updated_at: int
+    next_attempt_at: int | None
+    delivered_at: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One POST: when, how it went, and the first KiB of the receiver's answer."""
+
+    at: int
+    status_code: int | None
+    duration_ms: int
+    error: str | None
+    response_body: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What an attempt (or a decision not to attempt) does to a delivery."""
+
+    delivery_id: str
+    state: DeliveryState
+    attempt: Attempt | None = None
+    next_attempt_at: int | None = None
+    reason: str = ""
+
+
+def event_delivery_id(*, event_id: int, sub_id: str, replay: str | None = None) -> str:
+    """`msg_<event>_<sub>`: the same on every retry; a replay adds its own suffix."""
+    base = f"msg_{event_id}_{sub_id}"
+    return f"{base}_r{replay}" if replay else base
+
+
+def create_deliveries(
+    client: Redis, *, deliveries: Sequence[NewDelivery], now_ms: int, due_at_ms: int
+) -> list[str]:
+    """Create deliveries that do not exist yet (idempotent); ids to enqueue now.
+
+    `due_at_ms` is when the pump picks them up if the caller's enqueue is lost.
+    """
+    created: list[str] = []
+    for chunk in _chunks(deliveries, 500):
+        created.extend(_create_chunk(client, chunk, now_ms=now_ms, due_at_ms=due_at_ms))
+    return created
+
+
+def _create_chunk(
+    client: Redis, chunk: Sequence[NewDelivery], *, now_ms: int, due_at_ms: int
+) -> list[str]:
+    script_keys: list[str] = [keys.DUE]
+    args: list[str | int] = [now_ms, due_at_ms, RECENT_PER_SUBSCRIPTION]
+    for item in chunk:
+        script_keys += [keys.delivery(item.id), keys.subscription_deliveries(item.sub_id)]
+        event = "" if item.event_id is None else str(item.event_id)
+        args += [item.id, item.kind.value, item.sub_id, event]
+    with translate_errors():
+        ids: list[str] = client.register_script(delivery_scripts.CREATE)(script_keys, args)
+    return ids
+
+
+def claim(client: Redis, *, ids: Sequence[str], now_ms: int, lease_ms: int) -> list[Delivery]:
+    """Claim the deliveries that are due and unclaimed, with a lease; skips all others."""
+    if not ids:
+        return []
+    script_keys = [keys.DUE, keys.CLAIMS, *(keys.delivery(i) for i in ids)]
+    with translate_errors():
+        flat: list[Any] = client.register_script(delivery_scripts.CLAIM)(
+            script_keys, [now_ms, now_ms + lease_ms, *ids]
+        )
+    return [_delivery(flat[i], _pairs(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+def finish(client: Redis, *, results: Sequence[Finish], now_ms: int, ttl_s: int) -> list[str]:
+    """Record attempts and move deliveries on; terminal ones expire after `ttl_s`.
+
+    A delivery already terminal (another worker finished it) only gains the attempt.
+    Returns the ids whose state changed.
+    """
+    if not results:
+        return []
+    script_keys = [keys.DUE, keys.CLAIMS, keys.DEAD]
+    args: list[str | int] = [now_ms, ATTEMPTS_KEPT, ttl_s]
+    for result in results:
+        script_keys += [
+            keys.delivery(result.delivery_id),
+            keys.delivery_attempts(result.delivery_id),
+        ]
+        args += [
+            result.delivery_id,
+            result.state.value,
+            "" if result.next_attempt_at is None else result.next_attempt_at,
+            result.reason,
+            "" if result.attempt is None else json.dumps(asdict(result.attempt)),
+        ]
+    with translate_errors():
+        changed: list[str] = client.register_script(delivery_scripts.FINISH)(script_keys, args)
+    return changed
+
+
+def take_due(client: Redis, *, now_ms: int, requeue_ms: int, limit: int) -> list[str]:
+    """Deliveries due now; each is due again `requeue_ms` later unless a worker claims it."""
+    with translate_errors():
+        ids: list[str] = client.register_script(delivery_scripts.TAKE_DUE)(
+            [keys.DUE], [now_ms, now_ms + requeue_ms, limit]
+        )
+    return ids
+
+
+def drop_expired_claims(client: Redis, *, now_ms: int) -> int:
+    """Forget leases that ended (their deliveries are already due again); how many."""
+    with translate_errors():
+        return int(client.zremrangebyscore(keys.CLAIMS, "-inf", now_ms))
+
+
+def trim_dead(client: Redis, *, older_than_ms: int) -> int:
+    """Forget dead letters that died before `older_than_ms` (their records have expired)."""
+    with translate_errors():
+        return int(client.zremrangebyscore(keys.DEAD, "-inf", older_than_ms))
+
+
+def revive(client: Redis, *, delivery_id: str, now_ms: int, due_at_ms: int) -> str | None:
+    """Make a delivery pending again with no attempts counted; its previous state.
+
+    None when it does not exist; a delivered one is left alone (`delivered` is returned).
+    """
+    script_keys = [
+        keys.delivery(delivery_id),
+        keys.delivery_attempts(delivery_id),
+        keys.DUE,
+        keys.DEAD,
+    ]
+    with translate_errors():
+        previous: str | None = client.register_script(delivery_scripts.REVIVE)(
+            script_keys, [delivery_id, now_ms, due_at_ms]
+        )
+    return previous
+
+
+def get_delivery(client: Redis, *, delivery_id: str) -> Delivery | None:
+    with translate_errors():
+        fields: dict[str, str] = client.hgetall(keys.delivery(delivery_id))  # type: ignore[assignment]
+    return _delivery(delivery_id, fields) if fields else None
+
+
+def get_attempts(client: Redis, *, delivery_id: str) -> list[Attempt]:
+    """Attempts of a delivery, oldest first."""
+    with translate_errors():
+        raw: list[str] = client.lrange(keys.delivery_attempts(delivery_id), 0, -1)  # type: ignore[assignment]
+    return [_attempt(item) for item in raw]
+
+
+def list_deliveries(
+    client: Redis, *, sub_id: str, state: DeliveryState | None = None, limit: int = 50
+) -> list[tuple[Delivery, list[Attempt]]]:
+    """A subscription's most recent deliveries (newest first) with their attempts."""
+    found: list[tuple[Delivery, list[Attempt]]] = []
+    with translate_errors():
+        ids: list[str] = client.zrevrange(keys.subscription_deliveries(sub_id), 0, -1)  # type: ignore[assignment]
+        for chunk in _chunks(ids, 200):
+            for delivery, attempts in _load(client, chunk):
+                if state is None or delivery.state is state:
+                    found.append((delivery, attempts))
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def delivery_count(client: Redis, *, due: bool = True) -> int:
+    """How many deliveries are waiting (due set) or dead (dead set)."""
+    with translate_errors():
+        return int(client.zcard(keys.DUE if due else keys.DEAD))
+
+
+def _load(client: Redis, ids: Sequence[str]) -> Iterator[tuple[Delivery, list[Attempt]]]:
+    pipe = client.pipeline(transaction=False)
+    for delivery_id in ids:
+        pipe.hgetall(keys.delivery(delivery_id))
+        pipe.lrange(keys.delivery_attempts(delivery_id), 0, -1)
+    replies = pipe.execute()
+    for index, delivery_id in enumerate(ids):
+        fields, attempts = replies[2 * index], replies[2 * index + 1]
+        if fields:  # expired records are skipped
+            yield _delivery(delivery_id, fields), [_attempt(a) for a in attempts]
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _optional_int(text: str | None) -> int | None:
+    return int(text) if text else None
+
+
+def _delivery(delivery_id: str, fields: Mapping[str, str]) -> Delivery:
+    return Delivery(
+        id=delivery_id,
+        kind=DeliveryKind(fields.get("kind", DeliveryKind.EVENT.value)),
+        sub_id=fields.get("sub", ""),
+        event_id=_optional_int(fields.get("event")),
+        state=DeliveryState(fields.get("state", DeliveryState.PENDING.value)),
+        attempts=int(fields.get("attempts", 0)),
+        created_at=int(fields.get("created", 0)),
+        updated_at=int(fields.get("updated", 0)),
+        next_attempt_at=(
+            None if fields.get("state") in TERMINAL_STATES else _optional_int(fields.get("next"))
+        ),
+        delivered_at=_optional_int(fields.get("delivered")),
+        reason=fields.get("reason", ""),
+    )
+
+
+def _attempt(raw: str) -> Attempt:
+    data = json.loads(raw)
+    return Attempt(
+        at=int(data["at"]),
+        status_code=data.get("status_code"),
+        duration_ms=int(data.get("duration_ms", 0)),
+        error=data.get("error"),
+        response_body=data.get("response_body", ""),
+        outcome=data.get("outcome", ""),
+    )
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,86 @@
+"""What is waiting where: queue depths and dead letters, read for `/metrics` and `relay status`.
+
+Read-only views over keys other modules write (the outbox of relay/store/events.py, the
+due, claims and dead sets of relay/store/deliveries.py). Every process reads the same
+Redis, so these figures are global, whichever API process serves them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relay.store import keys
+from relay.store.client import Redis, translate_errors
+
+_CHUNK = 1000  # dead deliveries looked up per round trip
+
+
+@dataclass(frozen=True)
+class QueueDepths:
+    """How many entries each queue holds right now."""
+
+    outbox: int  # recorded events not fanned out yet
+    due: int  # deliveries still to deliver (pending, failed, or being attempted)
+    ready: int  # of those, the ones whose attempt time has come
+    claims: int  # deliveries a worker holds a lease on
+    dead: int  # dead letters kept for the retention period
+
+
+def queue_depths(client: Redis, *, now_ms: int | None = None) -> QueueDepths:
+    """The depth of each queue, read in one round trip."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    with translate_errors():
+        pipe = client.pipeline(transaction=False)
+        pipe.zcard(keys.OUTBOX)
+        pipe.zcard(keys.DUE)
+        pipe.zcount(keys.DUE, "-inf", now)
+        pipe.zcard(keys.CLAIMS)
+        pipe.zcard(keys.DEAD)
+        outbox, due, ready, claims, dead = pipe.execute()
+    return QueueDepths(
+        outbox=int(outbox), due=int(due), ready=int(ready), claims=int(claims), dead=int(dead)
+    )
+
+
+def outbox_enqueued_at(client: Redis, *, ids: Sequence[int]) -> dict[int, int]:
+    """When each event still in the outbox was put there (ms); events not there are left out."""
+    if not ids:
+        return {}
+    with translate_errors():
+        scores: list[Any] = client.zmscore(keys.OUTBOX, [str(i) for i in ids])
+    return {event_id: int(score) for event_id, score in zip(ids, scores, strict=True) if score}
+
+
+def dead_by_subscription(client: Redis) -> dict[str, int]:
+    """How many dead letters each subscription has (dead deliveries whose record expired,
+    or whose subscription field is missing, are counted under "")."""
+    counts: Counter[str] = Counter()
+    with translate_errors():
+        dead_ids: list[str] = client.zrange(keys.DEAD, 0, -1)  # type: ignore[assignment]
+        for chunk in _chunks(dead_ids):
+            pipe = client.pipeline(transaction=False)
+            for delivery_id in chunk:
+                pipe.hget(keys.delivery(delivery_id), "sub")
+            counts.update(str(sub or "") for sub in pipe.execute())
+    return dict(counts)
+
+
+def delivery_states(client: Redis, *, ids: Sequence[str]) -> dict[str, str | None]:
+    """The state of each delivery (None when it has no record: never made, or expired)."""
+    states: dict[str, str | None] = {}
+    with translate_errors():
+        for chunk in _chunks(ids):
+            pipe = client.pipeline(transaction=False)
+            for delivery_id in chunk:
+                pipe.hget(keys.delivery(delivery_id), "state")
+            states.update(zip(chunk, pipe.execute(), strict=True))
+    return states
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
