@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from relay import __version__
@@ -33,10 +35,36 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     app.state.settings = settings
     app.state.redis = redis if redis is not None else connect(settings.require_redis_url())
     register_error_handlers(app)
-    for module in (health, tokens, events, client_metrics, flag_events, subscriptions, deliveries):
+    routers = (
+        health,
+        tokens,
+        events,
+        client_metrics,
+        flag_events,
+        subscriptions,
+        deliveries,
+        metrics,
+    )
+    for module in routers:
         app.include_router(module.router)
-    app.include_router(metrics.router)
+    _document_validation_as_400(app)
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)  # outermost: times every answer, 413s too
     return app
+
+
+def _document_validation_as_400(app: FastAPI) -> None:
+    """Drop FastAPI's 422 from the OpenAPI document: validation errors are answered 400."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
