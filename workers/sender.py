@@ -15,15 +15,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
-
 from relay.settings import Settings
-from workers import http
 from workers.http import SendResult
+from workers.lean_http import LeanClient
 
 _T = TypeVar("_T")
-
-SHARD_CONNECTIONS = 4  # connections per httpx client (see LoopSender)
 
 
 @dataclass(frozen=True)
@@ -39,30 +35,16 @@ class OutboundRequest:
 SendAll = Callable[[Sequence[OutboundRequest]], Awaitable[list[SendResult]]]
 
 
-class _Shard:
-    """One client (connection pool) and how many sends it has in flight."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-        self.busy = 0
-
-
 class LoopSender:
     """Runs delivery batches and their sends on one event loop in a daemon thread.
 
-    httpcore's connection pool does work proportional to its size for every request, so
-    one pool of hundreds of connections costs more CPU per request than the request
-    itself. The sends are spread over small pools (shards) of `SHARD_CONNECTIONS`,
-    created as load needs them, each send going to the least busy one.
+    Sends go through `workers.lean_http.LeanClient` (h11 over asyncio streams): httpx's
+    async stack cost several times the relay's own work per delivery in CPU.
     """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._shard_settings = settings.model_copy(
-            update={"delivery_concurrency": SHARD_CONNECTIONS}
-        )
-        self._max_shards = -(-settings.delivery_concurrency // SHARD_CONNECTIONS)
-        self._shards: list[_Shard] = []
+        self._client = LeanClient(settings)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="relay-sender", daemon=True
@@ -86,7 +68,7 @@ class LoopSender:
         """Close every connection and stop the loop."""
         if not self._loop.is_running():
             return
-        self.run(self._close_shards())
+        self.run(self._client.aclose())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -94,34 +76,11 @@ class LoopSender:
         # created on the loop: it belongs to it
         return asyncio.Semaphore(self._settings.delivery_concurrency)
 
-    async def _close_shards(self) -> None:
-        for shard in self._shards:
-            await shard.client.aclose()
-        self._shards = []
-
     async def _send_one(self, request: OutboundRequest) -> SendResult:
         async with self._slots:
-            shard = self._pick()
-            shard.busy += 1
-            try:
-                return await http.send_async(
-                    shard.client,
-                    url=request.url,
-                    body=request.body,
-                    headers=request.headers,
-                    settings=self._settings,
-                )
-            finally:
-                shard.busy -= 1
-
-    def _pick(self) -> _Shard:
-        best = min(self._shards, key=lambda shard: shard.busy, default=None)
-        if best is None or (
-            best.busy >= SHARD_CONNECTIONS and len(self._shards) < self._max_shards
-        ):
-            best = _Shard(http.build_async_client(self._shard_settings))
-            self._shards.append(best)
-        return best
+            return await self._client.send(
+                url=request.url, body=request.body, headers=request.headers
+            )
 
 
 _lock = threading.Lock()

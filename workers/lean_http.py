@@ -1,0 +1,378 @@
+"""A lean HTTP/1.1 client for the sender's event loop: h11 over asyncio streams.
+
+httpx and httpcore spend 1-2 ms of CPU per async POST in their layers (anyio, pool
+bookkeeping, header models); a webhook needs none of that. This client parses with h11
+(httpcore's own parser) and keeps a small keep-alive pool per (scheme, host, port), with
+the guarantees of `workers.http.send`:
+
+- connections go only to addresses vetted by `relay.destinations.resolve_allowed`
+  (resolved off the loop, cached for `RESOLVE_TTL` seconds per host and port);
+- a connect timeout per address and one total deadline over the whole exchange;
+- no redirects, identity encoding, at most `delivery_max_response_bytes` read (the
+  connection is then dropped, not pooled);
+- network and protocol problems come back as a `SendResult`, never raised. A pooled
+  connection found dead before any byte of the answer arrived is retried once on a new
+  one: deliveries are idempotent by webhook id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import ssl
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from urllib.parse import quote, urlsplit
+
+import h11
+
+import relay
+from relay.destinations import DestinationError, UnresolvableHostError, resolve_allowed
+from relay.settings import Settings
+from workers.http import RECORDED_BODY_BYTES, SendResult, parse_retry_after
+
+__all__ = ["RESOLVE_TTL", "LeanClient"]
+
+RESOLVE_TTL = 30.0  # seconds a vetted DNS answer is reused for new connections
+KEEPALIVE_EXPIRY = 5.0  # idle seconds before a pooled connection is dropped (as httpx)
+_READ_SIZE = 65536
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DROPPED = frozenset({"content-length", "transfer-encoding", "content-type"})
+
+Origin = tuple[str, str, int]  # scheme, host, port
+
+
+class _Failure(Exception):
+    """A send that failed with `message` (`refused`: the guard said no; never retry)."""
+
+    def __init__(self, message: str, *, refused: bool = False, cut: bool = True) -> None:
+        super().__init__(message)
+        self.message, self.refused, self.cut = message, refused, cut
+
+
+class _StaleConnection(Exception):
+    """A pooled connection died before any byte of the answer: safe to send again."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    origin: Origin
+    target: bytes  # path and query
+    host_header: str
+
+
+@dataclass
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    h11: h11.Connection = field(default_factory=lambda: h11.Connection(h11.CLIENT))
+    idle_since: float = 0.0
+    reused: bool = False
+
+    def usable(self, now: float) -> bool:
+        return (
+            now - self.idle_since < KEEPALIVE_EXPIRY
+            and not self.reader.at_eof()
+            and not self.writer.transport.is_closing()
+        )
+
+    def drop(self) -> None:
+        self.writer.transport.abort()
+
+
+@dataclass
+class _Exchange:
+    """One send in progress, turned into a SendResult at the end (as `workers.http`)."""
+
+    limit: int
+    started: float = field(default_factory=time.perf_counter)
+    status_code: int | None = None
+    retry_after: float | None = None
+    body: bytearray = field(default_factory=bytearray)
+    received: bool = False  # any byte of the answer arrived
+
+    def take(self, chunk: bytes) -> bool:
+        """Keep a chunk of the body; True when the read limit is reached."""
+        room = self.limit - len(self.body)
+        self.body += chunk[:room]
+        return len(chunk) >= room
+
+    def cut(self, what: str) -> str:
+        elapsed = time.perf_counter() - self.started
+        after = "after the status line, " if self.status_code is not None else ""
+        return f"{what}, {after}{elapsed:.2f} s into the exchange"
+
+    def result(self, error: str | None = None, refused: bool = False) -> SendResult:
+        text = bytes(self.body[:RECORDED_BODY_BYTES]).decode("utf-8", errors="replace")
+        return SendResult(
+            status_code=self.status_code,
+            duration_ms=(time.perf_counter() - self.started) * 1000,
+            response_body=text,
+            retry_after=self.retry_after,
+            error=error,
+            refused=refused,
+        )
+
+
+class LeanClient:
+    """Webhook POSTs over pooled keep-alive connections; use on one event loop only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._idle: dict[Origin, deque[_Connection]] = {}
+        self._resolved: dict[tuple[str, int], tuple[float, list[str]]] = {}
+        self._next_sweep = time.monotonic() + KEEPALIVE_EXPIRY
+
+    async def send(self, *, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        """POST `body` to `url` within `delivery_timeout`; never raises for the network."""
+        exchange = _Exchange(self._settings.delivery_max_response_bytes)
+        try:
+            async with asyncio.timeout(self._settings.delivery_timeout):
+                target = _parse_url(url)
+                request = _request_head(target, headers, len(body))
+                await self._exchange(target, request, body, exchange)
+        except _Failure as failure:
+            message = exchange.cut(failure.message) if failure.cut else failure.message
+            return exchange.result(message, failure.refused)
+        except TimeoutError:
+            return exchange.result(exchange.cut("timed out (total)"))
+        return exchange.result()
+
+    async def aclose(self) -> None:
+        """Close every idle connection."""
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.drop()
+        self._idle.clear()
+
+    async def _exchange(
+        self, target: _Target, request: h11.Request, body: bytes, exchange: _Exchange
+    ) -> None:
+        connection = self._checkout(target.origin)
+        if connection is not None:
+            try:
+                await self._roundtrip(connection, target.origin, request, body, exchange)
+                return
+            except _StaleConnection:
+                pass  # the receiver closed it while idle: once more on a new one
+        connection = await self._connect(target.origin)
+        try:
+            await self._roundtrip(connection, target.origin, request, body, exchange)
+        except _StaleConnection as exc:
+            raise _Failure(f"protocol error: {exc}") from exc
+
+    async def _roundtrip(
+        self,
+        connection: _Connection,
+        origin: Origin,
+        request: h11.Request,
+        body: bytes,
+        exchange: _Exchange,
+    ) -> None:
+        done = False
+        try:
+            done = await _talk(connection, request, body, exchange)
+        finally:
+            if done and _reusable(connection.h11):
+                self._checkin(origin, connection)
+            else:
+                connection.drop()
+
+    def _checkout(self, origin: Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()  # the most recently used: the least likely to be closed
+            if connection.usable(now):
+                connection.reused = True
+                return connection
+            connection.drop()
+        return None
+
+    def _checkin(self, origin: Origin, connection: _Connection) -> None:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        idle = self._idle.setdefault(origin, deque())
+        if len(idle) >= self._settings.delivery_concurrency:
+            idle.popleft().drop()
+        connection.idle_since = now
+        idle.append(connection)
+
+    def _sweep(self, now: float) -> None:
+        """Close expired idle connections of every origin: a receiver not sent to again
+        would otherwise keep its sockets open for the life of the process."""
+        self._next_sweep = now + KEEPALIVE_EXPIRY
+        for origin, idle in list(self._idle.items()):
+            kept = []
+            for connection in idle:
+                if connection.usable(now):
+                    kept.append(connection)
+                else:
+                    connection.drop()
+            if kept:
+                self._idle[origin] = deque(kept)
+            else:
+                del self._idle[origin]
+        self._resolved = {k: v for k, v in self._resolved.items() if v[0] > now}
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        scheme, host, port = origin
+        addresses = await self._addresses(host, port)
+        failure: _Failure = _Failure(f"connection failed: no address to connect to for {host}")
+        for address in addresses:
+            try:
+                async with asyncio.timeout(self._settings.delivery_connect_timeout):
+                    reader, writer = await asyncio.open_connection(
+                        address,
+                        port,
+                        ssl=_ssl_context() if scheme == "https" else None,
+                        server_hostname=host if scheme == "https" else None,
+                        limit=_READ_SIZE,
+                    )
+            except TimeoutError:
+                failure = _Failure("timed out (connect)")
+            except OSError as exc:
+                failure = _Failure(f"connection failed: {exc}")
+            else:
+                return _Connection(reader, writer)
+        raise failure
+
+    async def _addresses(self, host: str, port: int) -> list[str]:
+        if self._settings.allow_private_destinations:
+            return [host]  # nothing to refuse: let the OS resolve as usual
+        key = (host, port)
+        cached = self._resolved.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            if _is_address(host):
+                addresses = resolve_allowed(host, port, settings=self._settings)
+            else:  # getaddrinfo blocks: off the event loop
+                addresses = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: resolve_allowed(host, port, settings=self._settings)
+                )
+        except UnresolvableHostError as exc:
+            raise _Failure(exc.reason, cut=False) from exc  # DNS may answer next time
+        except DestinationError as exc:
+            raise _Failure(f"destination refused: {exc.reason}", refused=True, cut=False) from exc
+        self._resolved[key] = (now + RESOLVE_TTL, addresses)
+        return addresses
+
+
+async def _talk(
+    connection: _Connection, request: h11.Request, body: bytes, exchange: _Exchange
+) -> bool:
+    """Send the request and read the answer; True when it was read to its end."""
+    parser = connection.h11
+    try:
+        outgoing = parser.send(request) or b""
+        outgoing += parser.send(h11.Data(data=body)) or b""
+        outgoing += parser.send(h11.EndOfMessage()) or b""
+        connection.writer.write(outgoing)
+        await connection.writer.drain()
+        return await _read_answer(connection, exchange)
+    except (OSError, h11.ProtocolError, _Disconnected) as exc:
+        if connection.reused and not exchange.received:
+            raise _StaleConnection(str(exc)) from exc
+        if isinstance(exc, OSError):
+            raise _Failure(f"network error: {exc}") from exc
+        raise _Failure(f"protocol error: {exc}") from exc
+
+
+class _Disconnected(Exception):
+    """The receiver closed the connection before the end of its answer."""
+
+
+async def _read_answer(connection: _Connection, exchange: _Exchange) -> bool:
+    parser = connection.h11
+    while True:
+        event = parser.next_event()
+        if event is h11.NEED_DATA:
+            chunk = await connection.reader.read(_READ_SIZE)
+            if not chunk and parser.their_state is h11.SEND_RESPONSE:
+                raise _Disconnected("the receiver disconnected without sending a response")
+            exchange.received = exchange.received or bool(chunk)
+            parser.receive_data(chunk)
+        elif isinstance(event, h11.Response):
+            exchange.status_code = event.status_code
+            exchange.retry_after = parse_retry_after(_header(event.headers, b"retry-after"))
+        elif isinstance(event, h11.Data):
+            if exchange.take(event.data):
+                return False  # enough read: the rest is never wanted, drop the connection
+        elif isinstance(event, h11.EndOfMessage):
+            return True
+        elif isinstance(event, h11.ConnectionClosed):
+            raise _Disconnected("the receiver closed the connection")
+        # an InformationalResponse (1xx) is skipped: the final answer follows
+
+
+def _reusable(parser: h11.Connection) -> bool:
+    """Whether the connection can carry the next request (and is then made ready to)."""
+    if parser.our_state is not h11.DONE or parser.their_state is not h11.DONE:
+        return False  # `connection: close`, HTTP/1.0, or an answer cut short
+    parser.start_next_cycle()
+    return not parser.trailing_data[0]  # bytes nobody asked for: out of step, drop it
+
+
+def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _parse_url(url: str) -> _Target:
+    """Origin, request target and Host header of a webhook URL (the same ones come back)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise _Failure(f"destination refused: not a valid URL: {exc}", refused=True) from exc
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise _Failure(f"destination refused: unsupported URL scheme {scheme!r}", refused=True)
+    host = parts.hostname
+    if not host:
+        raise _Failure("destination refused: the URL has no host", refused=True)
+    port = port if port is not None else _DEFAULT_PORTS[scheme]
+    shown = f"[{host}]" if ":" in host else host
+    host_header = shown if port == _DEFAULT_PORTS[scheme] else f"{shown}:{port}"
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if not path.isascii():  # what httpx does: percent-encode, leaving the URL's own escapes
+        path = quote(path, safe="/?=&%:@!$'()*+,;~")
+    return _Target((scheme, host, port), path.encode("ascii"), host_header)
+
+
+def _request_head(target: _Target, headers: Mapping[str, str], length: int) -> h11.Request:
+    merged = {
+        "host": target.host_header,
+        "user-agent": f"relay/{relay.__version__}",
+        # identity: the recorded response stays readable and cannot inflate past the limit
+        "accept-encoding": "identity",
+    }
+    merged.update((name.lower(), value) for name, value in headers.items())
+    rows = [(name, value) for name, value in merged.items() if name not in _DROPPED]
+    rows += [("content-type", "application/json"), ("content-length", str(length))]
+    try:
+        return h11.Request(method="POST", target=target.target, headers=rows)
+    except (h11.LocalProtocolError, UnicodeError) as exc:  # e.g. a newline in a header
+        raise _Failure(f"protocol error: invalid request: {exc}", cut=False) from exc
+
+
+@cache
+def _ssl_context() -> ssl.SSLContext:
+    return ssl.create_default_context()  # verified certificates and host names
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
