@@ -61,6 +61,14 @@ def api(e2e_settings: Settings, worker: Any) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture(autouse=True)
+def no_earlier_subscriptions(api: TestClient) -> None:
+    """Each test starts with no subscriptions: an earlier test's one may point at a port
+    the OS has since handed to this test's receiver."""
+    for item in api.get(SUBS, headers=ADMIN).json()["items"]:
+        assert api.delete(f"{SUBS}/{item['_id']}", headers=ADMIN).status_code == 204
+
+
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
