@@ -1,6 +1,6 @@
 """Benchmark: `GET /api/v2/engineering-insights/flag-events` over 1,000,000 recorded events.
 
-    /work/venv/bin/python bench/flag_events.py [--events 1000000] [--repeat 40]
+    .venv/bin/python bench/flag_events.py [--events 1000000] [--repeat 40]
 
 Starts an embedded Redis (relay.embedded.start_redis, AOF on) in a temp dir and records
 the events through the ingest engineer's own `relay.store.events.record_events` in

@@ -5,7 +5,7 @@ critical environments, notResources, denies, action globs) and a stream of event
 Unleash fixture events plus synthetic ones), times both ways per event in the same run,
 checks they agree on every event, and prints p50/p99 and the median-based speedup.
 
-    /work/venv/bin/python bench/policies.py [--subscriptions 10000] [--events 500]
+    .venv/bin/python bench/policies.py [--subscriptions 10000] [--events 500]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 To regenerate the table after changing the catalog:
 
-    RELAY_REGENERATE_DOCS=1 /work/venv/bin/pytest tests/policies/test_policies_docs.py
+    RELAY_REGENERATE_DOCS=1 .venv/bin/pytest tests/policies/test_policies_docs.py
 """
 
 from __future__ import annotations
