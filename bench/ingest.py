@@ -1,6 +1,6 @@
 """Benchmark: `POST /api/events` against a FastAPI app that only validates the same model.
 
-    /work/venv/bin/python bench/ingest.py [--rounds 4] [--seconds 3] [--connections 16]
+    .venv/bin/python bench/ingest.py [--rounds 4] [--seconds 3] [--connections 16]
 
 Starts an embedded Redis in a temp dir, the relay API (uvicorn, one process, a real
 ingest token, so every request is authenticated, recorded in Redis and queued for

@@ -19,6 +19,7 @@ import os
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Final
 
 from prometheus_client import (
@@ -120,7 +121,19 @@ def count_recorded(source: str, events: Sequence[Mapping[str, Any]], recorded: R
             types[event_type_label(event.get("type"))] += 1
     label = source_label(source)
     for name, count in types.items():
-        EVENTS_INGESTED.labels(source=label, type=name).inc(count)
+        _ingested_child(label, name).inc(count)
+
+
+# the children, looked up once: `labels()` takes a lock and builds a key on every call,
+# a visible cost per request (the label sets are bounded, so are these caches)
+@lru_cache(maxsize=4096)
+def _ingested_child(source: str, type_: str) -> Counter:
+    return EVENTS_INGESTED.labels(source=source, type=type_)
+
+
+@lru_cache(maxsize=4096)
+def _request_child(method: str, route: str, status: int) -> Histogram:
+    return REQUEST_DURATION.labels(method=method, route=route, status=str(status))
 
 
 def observe_fanout_lag(enqueued_ms: Iterable[int], *, now_ms: int) -> None:
@@ -143,7 +156,7 @@ def observe_delivery_latency(seconds: float) -> None:
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     method = method if method in _METHODS else OTHER
-    REQUEST_DURATION.labels(method=method, route=route, status=str(status)).observe(seconds)
+    _request_child(method, route, status).observe(seconds)
 
 
 def event_type_label(value: object) -> str:

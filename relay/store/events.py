@@ -16,11 +16,9 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Final
 
 from pydantic import TypeAdapter
-from redis.commands.core import Script
 
 from relay.store import event_scripts, keys
 from relay.store.client import Redis, translate_errors
@@ -30,6 +28,7 @@ DAY_MS: Final = 86_400_000
 DEFAULT_RETENTION_MS: Final = 30 * DAY_MS
 
 _DOCUMENT: Final = TypeAdapter(dict[str, Any])
+_SCRIPT_KEYS: Final = (keys.EVENT_SEQ, keys.EVENTS_ALL, keys.EVENTS_TIME, keys.OUTBOX)
 
 
 @dataclass(frozen=True)
@@ -62,9 +61,10 @@ def record(
     now_text = now_rfc3339()
     args: list[str | bytes | int] = [keys.event(""), dedupe_ttl_ms, now_ms]
     args.extend(_item(event, source=source, now_text=now_text) for event in events)
-    script_keys = [keys.EVENT_SEQ, keys.EVENTS_ALL, keys.EVENTS_TIME, keys.OUTBOX]
     with translate_errors():
-        flat: list[int] = _record_script(client)(keys=script_keys, args=args)
+        flat: list[int] = event_scripts.run_script(
+            client, event_scripts.RECORD, event_scripts.RECORD_SHA, 4, *_SCRIPT_KEYS, *args
+        )
     ids = [int(value) for value in flat[0::2]]
     return Recorded(ids=ids, new_ids=[i for i, new in zip(ids, flat[1::2], strict=True) if new])
 
@@ -78,11 +78,6 @@ def record_events(
 ) -> list[int]:
     """Record events in one transaction; the relay id of each (the first one for a re-send)."""
     return record(client, events=events, source=source, dedupe_ttl_ms=dedupe_ttl_ms).ids
-
-
-@lru_cache(maxsize=16)
-def _record_script(client: Redis) -> Script:
-    return client.register_script(event_scripts.RECORD)
 
 
 def _item(event: Mapping[str, Any], *, source: str, now_text: str) -> bytes:

@@ -8,11 +8,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
+from typing import Final
 
-from redis.commands.core import Script
-
-from relay.store import keys
+from relay.store import event_scripts, keys
 from relay.store.client import Redis, translate_errors
 
 
@@ -92,16 +90,15 @@ return {id, redis.call('HGETALL', ARGV[1] .. id)}
 """
 
 
-@lru_cache(maxsize=16)
-def _find_script(client: Redis) -> Script:
-    return client.register_script(_FIND)
+_FIND_SHA: Final = event_scripts.sha_of(_FIND)
+_TOKEN_PREFIX_KEY: Final = keys.token("")
 
 
 def find_token(client: Redis, *, secret: str) -> TokenInfo | None:
     """The token whose secret this is, or None."""
     with translate_errors():
-        found = _find_script(client)(
-            keys=[keys.token_hash(hash_secret(secret))], args=[keys.token("")]
+        found = event_scripts.run_script(
+            client, _FIND, _FIND_SHA, 1, keys.token_hash(hash_secret(secret)), _TOKEN_PREFIX_KEY
         )
     if not found or not found[1]:
         return None

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from relay import metrics
 from relay.api import fanout
-from relay.api.deps import IngestDep, ReaderDep, SettingsDep, StoreDep
+from relay.api.deps import IngestDep, ReaderDep, StoreDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
 from relay.settings import Settings
 from relay.store import events as event_store
@@ -93,8 +93,6 @@ def _request_body_schema() -> dict[str, Any]:
 )
 async def post_events(
     request: Request,
-    client: StoreDep,
-    settings: SettingsDep,
     token: IngestDep,
     source: SourceQuery = None,
 ) -> Response:
@@ -103,6 +101,8 @@ async def post_events(
         check_source_name(source)
     # read here, not parsed by FastAPI: relay.unleash validates the bytes in one pass
     body = await request.body()
+    client: Redis = request.app.state.redis
+    settings: Settings = request.app.state.settings
     ingest = partial(
         _ingest, client, settings, body=body, source=source if source is not None else token.id
     )

@@ -60,7 +60,9 @@ def _concrete(path: str) -> str:
 
 
 @pytest.fixture
-def role_headers(app_client: TestClient, admin_headers: dict[str, str]) -> dict[str, dict[str, str]]:
+def role_headers(
+    app_client: TestClient, admin_headers: dict[str, str]
+) -> dict[str, dict[str, str]]:
     """One real token per role, created over the API."""
     headers: dict[str, dict[str, str]] = {}
     for role in ROLE_CAPABILITIES:
