@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from policies import EventTarget
+from relay.unleash import rfc3339_ms
 from workers.errors import UnknownFormatError
 
 __all__ = ["FORMATS", "TEST_EVENT_TYPE", "launchdarkly_entry", "render", "test_event"]
@@ -117,13 +118,10 @@ def _epoch_ms(created_at: object) -> int:
         return int(created_at)
     if isinstance(created_at, str):
         try:
-            moment = datetime.fromisoformat(created_at)
+            # the parser ingest validated this createdAt with
+            return rfc3339_ms(created_at)
         except ValueError:
             return 0
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        # whole seconds then milliseconds: float products would round .895 down to .894
-        return int(moment.timestamp()) * 1000 + moment.microsecond // 1000
     return 0
 
 
