@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from relay import __version__
+from relay.api import ingest, ingest_writer
 from relay.api.errors import register_error_handlers
+from relay.api.ingest import IngestFastPath
 from relay.api.middleware import BodyLimitMiddleware, RateLimitHeadersMiddleware
-from relay.api.request_metrics import RequestMetricsMiddleware
+from relay.api.request_metrics import RequestMetricsMiddleware, all_routes
 from relay.api.routes import (
     client_metrics,
     deliveries,
@@ -31,6 +36,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         title="relay",
         version=__version__,
         description="Event-driven audit-log relay: Unleash events in, signed webhooks out.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.redis = redis if redis is not None else connect(settings.require_redis_url())
@@ -48,10 +54,25 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     for module in routers:
         app.include_router(module.router)
     _document_validation_as_400(app)
+    app.add_middleware(IngestFastPath, route=_route(app, "POST", ingest.PATH))  # innermost
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)  # outermost: times every answer, 413s too
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    ingest_writer.close_writer(app.state)
+
+
+def _route(app: FastAPI, method: str, path: str) -> APIRoute:
+    return next(
+        route
+        for route in all_routes(app.router)
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ())
+    )
 
 
 def _document_validation_as_400(app: FastAPI) -> None:

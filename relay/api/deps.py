@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,7 +12,7 @@ from fastapi.security import APIKeyHeader
 
 from relay.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from relay.settings import Settings
-from relay.store import ratelimit, tokens
+from relay.store import keys, ratelimit, tokens
 from relay.store.client import Redis
 from relay.store.tokens import Capability, Role, TokenInfo
 
@@ -96,14 +97,19 @@ def _limit(request: Request, client: Redis, settings: Settings, info: TokenInfo)
 TokenDep = Annotated[TokenInfo, Depends(authenticate)]
 
 
+def refusal(role: str | None, capability: Capability) -> UnauthorizedError | ForbiddenError:
+    """The error for a token that is unknown (`role` None) or whose role lacks `capability`."""
+    if role is None:
+        return UnauthorizedError("invalid or revoked access token")
+    return ForbiddenError(f"role {role} may not {capability.value.replace('_', ' ')}")
+
+
 def require(capability: Capability) -> Callable[[TokenInfo], Awaitable[TokenInfo]]:
     """A dependency that lets through only tokens whose role has `capability`."""
 
     async def check(token: TokenDep) -> TokenInfo:
         if not token.can(capability):
-            raise ForbiddenError(
-                f"role {token.role.value} may not {capability.value.replace('_', ' ')}"
-            )
+            raise refusal(token.role.value, capability)
         return token
 
     return check
@@ -117,13 +123,53 @@ async def _ingest_token(
     state = request.app.state
     info = _authenticated(request, state.redis, state.settings, header)
     if not info.can(Capability.INGEST):
-        raise ForbiddenError(
-            f"role {info.role.value} may not {Capability.INGEST.value.replace('_', ' ')}"
-        )
+        raise refusal(info.role.value, Capability.INGEST)
     return info
 
 
+@dataclass(frozen=True)
+class IngestCaller:
+    """Who posts events: a token checked here already, or one the record script checks.
+
+    `POST /api/events` leaves the token check to the script that records the events
+    (relay/api/ingest.py), saving a Redis round trip per request. The bootstrap admin token
+    (not in Redis) and any token while the rate limit is on are checked here, as elsewhere.
+    """
+
+    secret: str
+    token: TokenInfo | None  # checked here; None: the record script checks `hash_key`
+    hash_key: str  # the token's hash key in Redis ('' when `token` is set)
+
+    def check(self, client: Redis) -> None:
+        """401 or 403 unless the token may ingest: for error paths, which skip the script."""
+        if self.token is None:
+            found = tokens.find_token(client, secret=self.secret)
+            if found is None or not found.can(Capability.INGEST):
+                raise refusal(found.role.value if found else None, Capability.INGEST)
+
+
+def ingest_caller(request: Request, header: str | None) -> IngestCaller:
+    """The caller of `POST /api/events`: 401 without a token; checked here only if it must be."""
+    state = request.app.state
+    settings: Settings = state.settings
+    secret = _secret_from(header)
+    admin = settings.admin_token
+    if (admin and hmac.compare_digest(secret, admin)) or settings.rate_limit_per_second > 0:
+        info = _authenticated(request, state.redis, settings, header)
+        if not info.can(Capability.INGEST):
+            raise refusal(info.role.value, Capability.INGEST)
+        return IngestCaller(secret, info, "")
+    return IngestCaller(secret, None, keys.token_hash(tokens.hash_secret(secret)))
+
+
+async def _ingest_caller(
+    request: Request, header: Annotated[str | None, Depends(_api_key)]
+) -> IngestCaller:
+    return ingest_caller(request, header)
+
+
 IngestDep = Annotated[TokenInfo, Depends(_ingest_token)]
+IngestCallerDep = Annotated[IngestCaller, Depends(_ingest_caller)]
 ReaderDep = Annotated[TokenInfo, Depends(require(Capability.READ))]
 WriterDep = Annotated[TokenInfo, Depends(require(Capability.WRITE))]
 AdminDep = Annotated[TokenInfo, Depends(require(Capability.MANAGE_TOKENS))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -107,10 +108,27 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal_error", "internal error"), 500)
 
 
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+HANDLERS: dict[type[Exception], Handler] = {
+    ApiError: _api_error,
+    RequestValidationError: _validation_error,
+    StarletteHTTPException: _http_error,
+    StoreError: _store_error,
+    Exception: _unexpected,
+}
+
+
 def register_error_handlers(app: FastAPI) -> None:
     """Map every error to its HTTP answer."""
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(StoreError, _store_error)
-    app.add_exception_handler(Exception, _unexpected)
+    for kind, handler in HANDLERS.items():
+        app.add_exception_handler(kind, handler)
+
+
+async def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to `exc`, as the app's handlers give it (for code outside FastAPI's routing)."""
+    for kind in type(exc).__mro__:
+        handler = HANDLERS.get(kind)
+        if handler is not None:
+            return await handler(request, exc)
+    return await _unexpected(request, exc)

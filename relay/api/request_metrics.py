@@ -53,16 +53,16 @@ def route_template(scope: Scope) -> str:
         # answered before routing (a body over the limit), or by a router rather than a
         # route (405): find the route the request was meant for
         router = getattr(scope.get("app"), "router", None)
-        route = next((r for r in _routes(router) if r.matches(scope)[0] is not Match.NONE), None)
+        route = next((r for r in all_routes(router) if r.matches(scope)[0] is not Match.NONE), None)
         path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED
 
 
-def _routes(router: Any) -> Iterator[Any]:
+def all_routes(router: Any) -> Iterator[Any]:
     """Every route of `router`, looking inside included routers (FastAPI nests them)."""
     for route in getattr(router, "routes", ()):
         nested = getattr(route, "original_router", None)
         if nested is not None:
-            yield from _routes(nested)
+            yield from all_routes(nested)
         else:
             yield route

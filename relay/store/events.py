@@ -37,6 +37,14 @@ class Recorded:
 
     ids: list[int]
     new_ids: list[int]
+    source: str = ""  # the source the events were recorded under
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A request whose token the record script refused: unknown, or a role not allowed."""
+
+    role: str | None  # None: no such token (or revoked)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,70 @@ class EventPage:
 
     documents: list[str]
     total: int
+
+
+@dataclass(frozen=True)
+class RecordRequest:
+    """One request's valid events (see relay.unleash), as the record script reads them."""
+
+    args: list[str | bytes]  # six per event (relay/store/event_scripts.py)
+    source: str  # '' = the id of the token behind `token_hash_key`
+    token_hash_key: str = ""  # '' = the caller's token was checked already
+
+    @property
+    def count(self) -> int:
+        return len(self.args) // 6
+
+
+def prepare(
+    events: Sequence[Mapping[str, Any]], *, source: str, token_hash_key: str = ""
+) -> RecordRequest:
+    """Turn events into a RecordRequest (CPU only: no Redis)."""
+    now_text = now_rfc3339()
+    args: list[str | bytes] = []
+    for event in events:
+        args.extend(_event_args(event, now_text=now_text))
+    return RecordRequest(args=args, source=source, token_hash_key=token_hash_key)
+
+
+def record_requests(
+    client: Redis,
+    requests: Sequence[RecordRequest],
+    *,
+    dedupe_ttl_ms: int = DEFAULT_RETENTION_MS,
+    allowed_roles: Iterable[str] = (),
+) -> list[Recorded | Refused]:
+    """Record several requests' events in one script call; an outcome per request, in order.
+
+    A request with a `token_hash_key` is recorded only if that token exists and has one
+    of `allowed_roles`; each request is all or nothing, and dedupe spans all of them.
+    """
+    args: list[str | bytes | int] = [
+        keys.event(""),
+        keys.dedupe("", "")[:-1],
+        keys.token(""),
+        dedupe_ttl_ms,
+        int(time.time() * 1000),
+        f" {' '.join(allowed_roles)} ",
+    ]
+    for request in requests:
+        source_json = json.dumps(request.source) if request.source else ""
+        args += (request.count, request.token_hash_key, request.source, source_json)
+        args += request.args
+    with translate_errors():
+        results: list[list[Any]] = event_scripts.run_script(
+            client, event_scripts.RECORD, event_scripts.RECORD_SHA, 4, *_SCRIPT_KEYS, *args
+        )
+    return [_outcome(request, result) for request, result in zip(requests, results, strict=True)]
+
+
+def _outcome(request: RecordRequest, result: list[Any]) -> Recorded | Refused:
+    if not int(result[0]):
+        return Refused(role=str(result[2]) if result[1] == "forbidden" else None)
+    flat = result[2:]
+    ids = [int(value) for value in flat[0::2]]
+    new_ids = [i for i, new in zip(ids, flat[1::2], strict=True) if int(new)]
+    return Recorded(ids=ids, new_ids=new_ids, source=request.source or str(result[1]))
 
 
 def record(
@@ -56,17 +128,14 @@ def record(
 ) -> Recorded:
     """Record valid Unleash events (see relay.unleash) atomically, deduped by producer id."""
     if not events:
-        return Recorded(ids=[], new_ids=[])
-    now_ms = int(time.time() * 1000)
-    now_text = now_rfc3339()
-    args: list[str | bytes | int] = [keys.event(""), dedupe_ttl_ms, now_ms]
-    args.extend(_item(event, source=source, now_text=now_text) for event in events)
-    with translate_errors():
-        flat: list[int] = event_scripts.run_script(
-            client, event_scripts.RECORD, event_scripts.RECORD_SHA, 4, *_SCRIPT_KEYS, *args
-        )
-    ids = [int(value) for value in flat[0::2]]
-    return Recorded(ids=ids, new_ids=[i for i, new in zip(ids, flat[1::2], strict=True) if new])
+        return Recorded(ids=[], new_ids=[], source=source)
+    if not source:
+        raise ValueError("a source is required")
+    [outcome] = record_requests(
+        client, [prepare(events, source=source)], dedupe_ttl_ms=dedupe_ttl_ms
+    )
+    assert isinstance(outcome, Recorded)  # no token to refuse
+    return outcome
 
 
 def record_events(
@@ -80,22 +149,25 @@ def record_events(
     return record(client, events=events, source=source, dedupe_ttl_ms=dedupe_ttl_ms).ids
 
 
-def _item(event: Mapping[str, Any], *, source: str, now_text: str) -> bytes:
-    """One event as the record script reads it (see relay/store/event_scripts.py)."""
+def _event_args(event: Mapping[str, Any], *, now_text: str) -> tuple[str | bytes, ...]:
+    """One event's six record-script arguments (see relay/store/event_scripts.py)."""
     document = dict(event)
     producer_id = document.pop("id", None)
     document.pop("producerId", None)
+    document.pop("source", None)  # the script writes the source last
     if document.get("createdAt") is None:
         document["createdAt"] = now_text
     if producer_id is not None:
         document["producerId"] = producer_id
-    document["source"] = source
-    dedupe = keys.dedupe(source, str(producer_id)) if producer_id is not None else ""
-    parts = [key.encode() for key in (dedupe, *_indexes(document))]
-    lengths = " ".join(str(len(part)) for part in parts)
-    head = f"{rfc3339_ms(document['createdAt'])} {lengths} ".encode()
-    # the relay id is only known inside the script, which writes `{"id":N,` before this
-    return head + b"".join(parts) + _DOCUMENT.dump_json(document)[1:]
+    project, feature, flag = _indexes(document)
+    return (
+        str(rfc3339_ms(document["createdAt"])),
+        "" if producer_id is None else str(producer_id),
+        project,
+        feature,
+        flag,
+        _DOCUMENT.dump_json(document)[1:-1],  # the script adds the braces, `id` and `source`
+    )
 
 
 def _text(value: object) -> str:

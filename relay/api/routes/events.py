@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import json
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter
-from starlette.concurrency import run_in_threadpool
 
-from relay import metrics
-from relay.api import fanout
-from relay.api.deps import IngestDep, ReaderDep, StoreDep
+from relay.api.deps import IngestCallerDep, ReaderDep, StoreDep
+from relay.api.ingest import record_posted
 from relay.api.schemas import AUTH_ERRORS, error_responses
-from relay.settings import Settings
 from relay.store import events as event_store
-from relay.store.client import Redis
-from relay.store.events import DAY_MS, EventPage
-from relay.store.sources import check_source_name
-from relay.unleash import UnleashEvent, parse_events
+from relay.store.events import EventPage
+from relay.unleash import UnleashEvent
 
 router = APIRouter(tags=["events"], responses=AUTH_ERRORS)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-INLINE_BODY_BYTES = 16 * 1024
 
 
 class EventIds(BaseModel):
@@ -93,37 +86,16 @@ def _request_body_schema() -> dict[str, Any]:
 )
 async def post_events(
     request: Request,
-    token: IngestDep,
+    caller: IngestCallerDep,
     source: SourceQuery = None,
 ) -> Response:
     """Record one Unleash event or an array of up to 1000, once each."""
-    if source is not None:
-        check_source_name(source)
-    # read here, not parsed by FastAPI: relay.unleash validates the bytes in one pass
+    # relay.api.ingest.IngestFastPath answers these requests before FastAPI routes them;
+    # this route documents the operation and serves any request the fast path passes on.
+    # The body is read here, not parsed by FastAPI: relay.unleash validates it in one pass.
     body = await request.body()
-    client: Redis = request.app.state.redis
-    settings: Settings = request.app.state.settings
-    ingest = partial(
-        _ingest, client, settings, body=body, source=source if source is not None else token.id
-    )
-    # A small body is recorded right here, on the event loop: its one Redis round trip
-    # costs less than a threadpool hop, the largest cost of an ingest request otherwise.
-    # Big batches (milliseconds of validation) go to the threadpool.
-    ids = ingest() if len(body) <= INLINE_BODY_BYTES else await run_in_threadpool(ingest)
-    return Response(json.dumps({"ids": ids}), 202, media_type="application/json")
-
-
-def _ingest(client: Redis, settings: Settings, *, body: bytes, source: str) -> list[int]:
-    parsed = parse_events(body)
-    recorded = event_store.record(
-        client,
-        events=parsed,
-        source=source,
-        dedupe_ttl_ms=int(settings.retention_days * DAY_MS),
-    )
-    metrics.count_recorded(source, parsed, recorded)
-    fanout.sender_for(settings).notify(recorded.new_ids)
-    return recorded.ids
+    answer = await record_posted(request.app.state, caller, source=source, body=body)
+    return Response(answer, 202, media_type="application/json")
 
 
 @router.get("/api/admin/events", response_model=Events)

@@ -1,0 +1,145 @@
+"""Group commit for `POST /api/events`: one Redis script call for the requests in flight.
+
+Each ingest request used to cost the API two blocking Redis round trips on the event loop
+(find the token, then record), and Redis the fixed cost of two script calls. Here a
+request hands its prepared events (and its token's hash) to the process's writer thread
+and awaits the outcome; the loop serves other requests meanwhile. The writer takes every
+request waiting, records them with one call of the record script (which checks each
+request's token itself, relay/store/event_scripts.py) and hands each request its own
+outcome. Under load a call carries several requests; alone, a request goes at once.
+
+Nothing about durability changes: a request is answered only after the script that
+recorded its events has returned, and each request stays all or nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Any, Final
+
+from relay.errors import StoreError
+from relay.settings import Settings
+from relay.store import events as event_store
+from relay.store.client import Redis
+from relay.store.events import DAY_MS, Recorded, RecordRequest, Refused
+from relay.store.tokens import CAPABILITIES, Capability
+
+log = logging.getLogger(__name__)
+
+# a call's events (a request is never split: one of 1000 events goes alone)
+MAX_EVENTS_PER_CALL: Final = 1000
+INGEST_ROLES: Final = tuple(
+    sorted(role.value for role, allowed in CAPABILITIES.items() if Capability.INGEST in allowed)
+)
+
+Outcome = Recorded | Refused
+_Waiting = tuple[RecordRequest, "asyncio.Future[Outcome]", asyncio.AbstractEventLoop]
+
+
+class IngestWriter:
+    """Records requests' events from one thread, as many requests per script call as wait."""
+
+    def __init__(self, client: Redis, *, dedupe_ttl_ms: int) -> None:
+        self._client = client
+        self._ttl = dedupe_ttl_ms
+        self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        self._held: _Waiting | None = None  # taken from the queue, over the last call's cap
+        self.pid = os.getpid()  # a forked child has the object but not the thread
+        self._thread = threading.Thread(target=self._run, name="relay-ingest", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Record what is waiting, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    async def record(self, request: RecordRequest) -> Outcome:
+        """Record one request's events (after its token checks out); its outcome."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self._queue.put((request, future, loop))
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            group = self._next_group()
+            if not group:
+                return  # closed
+            try:
+                outcomes: Sequence[Outcome | BaseException] = event_store.record_requests(
+                    self._client,
+                    [request for request, _, _ in group],
+                    dedupe_ttl_ms=self._ttl,
+                    allowed_roles=INGEST_ROLES,
+                )
+            except Exception as exc:  # StoreError for all of them (503); a bug, 500
+                if not isinstance(exc, StoreError):
+                    log.exception("recording %d ingest requests failed", len(group))
+                outcomes = [exc] * len(group)
+            _resolve(group, outcomes)
+
+    def _next_group(self) -> list[_Waiting]:
+        """The requests waiting (blocks until there is one); none once closed."""
+        first = self._held if self._held is not None else self._queue.get()
+        self._held = None
+        if first is None:
+            return []
+        group, events = [first], first[0].count
+        while events < MAX_EVENTS_PER_CALL:
+            try:
+                waiting = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if waiting is None:
+                self._queue.put(None)  # closing: this call first, then stop
+                break
+            if events + waiting[0].count > MAX_EVENTS_PER_CALL:
+                self._held = waiting  # first of the next call
+                break
+            group.append(waiting)
+            events += waiting[0].count
+        return group
+
+
+def _resolve(group: list[_Waiting], outcomes: Sequence[Outcome | BaseException]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outcome], object]]] = {}
+    for (_, future, loop), outcome in zip(group, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, outcome))
+    for loop, settled in by_loop.items():
+        # one wake-up per loop and call, not per request; a closed loop has nobody waiting
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[asyncio.Future[Outcome], object]]) -> None:
+    for future, outcome in settled:
+        if future.done():  # the request was cancelled (client gone); its events are recorded
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)  # type: ignore[arg-type]
+
+
+def writer_of(state: Any) -> IngestWriter:
+    """The app's writer (`app.state`), started on first use and stopped by `close_writer`."""
+    writer: IngestWriter | None = getattr(state, "ingest_writer", None)
+    if writer is None or writer.pid != os.getpid():
+        settings: Settings = state.settings
+        ttl = int(settings.retention_days * DAY_MS)
+        writer = state.ingest_writer = IngestWriter(state.redis, dedupe_ttl_ms=ttl)
+    return writer
+
+
+def close_writer(state: Any) -> None:
+    """Stop the app's writer, if it has one, after it recorded what waits."""
+    writer: IngestWriter | None = getattr(state, "ingest_writer", None)
+    if writer is not None and writer.pid == os.getpid():
+        writer.close()
+    state.ingest_writer = None
