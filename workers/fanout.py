@@ -82,6 +82,41 @@ def fan_out(
     return FanoutResult(delivery_ids=created, event_ids=ids)
 
 
+# deliveries a fanout task attempts itself: the first attempt of a few events' deliveries
+# skips a deliver task's queue hop (and its Celery message); beyond these, deliver tasks
+# spread the work over every worker
+DIRECT_DELIVERIES = 100
+
+
+def fan_out_and_deliver(
+    client: Redis,
+    *,
+    event_ids: Sequence[int],
+    cache: SubscriptionCache,
+    settings: Settings,
+    now_ms: int,
+    deliver: Callable[[list[str]], object],
+    enqueue: Enqueue,
+    direct: int = DIRECT_DELIVERIES,
+) -> FanoutResult:
+    """`fan_out`, then attempt the first `direct` deliveries here; the rest are enqueued."""
+    mine: list[str] = []
+
+    def split(ids: Sequence[str]) -> None:
+        mine.extend(ids[:direct])
+        if len(ids) > direct:
+            enqueue(ids[direct:])
+
+    result = fan_out(
+        client, event_ids=event_ids, cache=cache, settings=settings, now_ms=now_ms, enqueue=split
+    )
+    # only after fan_out took the events out of the outbox: the deliveries are stored and
+    # due again after a lease, so a worker lost while sending costs a delay, not a delivery
+    if mine:
+        deliver(mine)
+    return result
+
+
 def sweep_outbox(
     client: Redis,
     *,

@@ -8,9 +8,10 @@ at most one lease (the pump finds its deliveries due again), never a delivery.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from celery.signals import worker_process_shutdown, worker_shutdown
 
@@ -22,6 +23,8 @@ from workers.celery_app import app, settings_of
 from workers.enqueue import DELIVER_BATCH
 from workers.sender import close_shared_sender, shared_sender
 from workers.snapshot import SubscriptionCache
+
+_T = TypeVar("_T")
 
 _cache_lock = threading.Lock()
 _caches: dict[frozenset[str], SubscriptionCache] = {}
@@ -51,14 +54,16 @@ def enqueue_deliveries(ids: Sequence[str]) -> None:
 
 @app.task(name=names.FANOUT)  # type: ignore[untyped-decorator]
 def fanout_task(event_ids: list[int]) -> int:
-    """Create and enqueue the deliveries of recorded events; how many."""
+    """Create the deliveries of recorded events and attempt them (or enqueue); how many."""
     settings = _settings()
-    result = fanout.fan_out(
-        _client(settings),
+    client = _client(settings)
+    result = fanout.fan_out_and_deliver(
+        client,
         event_ids=[int(i) for i in event_ids],
         cache=_cache(settings),
         settings=settings,
         now_ms=dispatch.now_ms(),
+        deliver=lambda ids: _deliver(settings, client, ids),
         enqueue=enqueue_deliveries,
     )
     return len(result.delivery_ids)
@@ -68,16 +73,27 @@ def fanout_task(event_ids: list[int]) -> int:
 def deliver_task(delivery_ids: list[str]) -> int:
     """Attempt these deliveries (those due and unclaimed); how many were attempted."""
     settings = _settings()
+    return _deliver(settings, _client(settings), [str(i) for i in delivery_ids])
+
+
+def _deliver(settings: Settings, client: Redis, ids: list[str]) -> int:
     sender = shared_sender(settings)
-    batch = dispatch.deliver_batch(
-        _client(settings),
-        ids=[str(i) for i in delivery_ids],
-        settings=settings,
-        cache=_cache(settings),
-        send=sender.send_all,
-    )
-    done = sender.run(batch)
-    return sum(1 for item in done if item.result is not None)
+    batches = [
+        dispatch.deliver_batch(
+            client,
+            ids=ids[start : start + DELIVER_BATCH],
+            settings=settings,
+            cache=_cache(settings),
+            send=sender.send_all,
+        )
+        for start in range(0, len(ids), DELIVER_BATCH)
+    ]
+    done = sender.run(_gather(batches))
+    return sum(1 for batch in done for item in batch if item.result is not None)
+
+
+async def _gather(batches: list[Coroutine[Any, Any, _T]]) -> list[_T]:
+    return list(await asyncio.gather(*batches))
 
 
 @app.task(name=names.PUMP)  # type: ignore[untyped-decorator]

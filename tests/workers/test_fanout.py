@@ -225,3 +225,47 @@ def test_the_pump_enqueues_every_due_delivery_and_only_those(
     assert total == 119 and later not in enqueue.ids
     assert len(set(enqueue.ids)) == 119
     assert pump.pump(redis_client, settings=settings, enqueue=Recorder()) == 0
+
+
+def test_a_fanout_attempts_the_first_deliveries_itself_and_enqueues_the_rest(
+    redis_client: Redis, settings: Settings
+) -> None:
+    subs = [subscribe(redis_client) for _ in range(3)]
+    ids = record(redis_client, *(f"flag-{n}" for n in range(40)))  # 40 x 3 = 120 deliveries
+    enqueued = Recorder()
+    attempted: list[list[str]] = []
+
+    def deliver(delivery_ids: list[str]) -> None:
+        # the events left the outbox first: a sweep now finds nothing to fan out again
+        assert redis_client.zcard(keys.OUTBOX) == 0
+        attempted.append(delivery_ids)
+
+    result = fanout.fan_out_and_deliver(
+        redis_client,
+        event_ids=ids,
+        cache=cache_for(settings),
+        settings=settings,
+        now_ms=NOW,
+        deliver=deliver,
+        enqueue=enqueued,
+        direct=100,
+    )
+    assert len(result.delivery_ids) == 120 and len(subs) == 3
+    assert attempted == [result.delivery_ids[:100]]
+    assert enqueued.batches == [result.delivery_ids[100:]]
+
+
+def test_a_small_fanout_enqueues_nothing(redis_client: Redis, settings: Settings) -> None:
+    subscribe(redis_client)
+    enqueued, attempted = Recorder(), Recorder()
+    result = fanout.fan_out_and_deliver(
+        redis_client,
+        event_ids=record(redis_client, "one", "two"),
+        cache=cache_for(settings),
+        settings=settings,
+        now_ms=NOW,
+        deliver=attempted,
+        enqueue=enqueued,
+    )
+    assert attempted.batches == [result.delivery_ids] and len(result.delivery_ids) == 2
+    assert enqueued.batches == []
