@@ -38,7 +38,7 @@ SendAll = Callable[[Sequence[OutboundRequest]], Awaitable[list[SendResult]]]
 class LoopSender:
     """Runs delivery batches and their sends on one event loop in a daemon thread.
 
-    Sends go through `workers.lean_http.LeanClient` (h11 over asyncio streams): httpx's
+    Sends go through `workers.lean_http.LeanClient` (httptools over asyncio streams): httpx's
     async stack cost several times the relay's own work per delivery in CPU.
     """
 

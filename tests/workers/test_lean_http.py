@@ -373,3 +373,52 @@ def test_tls_certificate_is_verified(serve: Any, tmp_path: Path) -> None:
     assert result.error is not None and result.error.startswith("connection failed")
     assert "CERTIFICATE_VERIFY_FAILED" in result.error
     assert server.requests == []
+
+
+def test_answer_framings_are_read_whole(serve: Any) -> None:
+    """Chunked, close-delimited and 1xx-preceded answers: each read to its end, pooled or not."""
+    answers = iter(
+        [
+            b"HTTP/1.1 100 Continue\r\n\r\n" + reply("201 Created", b"made"),
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"4\r\nchun\r\n3\r\nked\r\n0\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\n\r\nuntil the end",  # no length: the close ends it
+        ]
+    )
+
+    def answer(connection: socket.socket, head: bytes) -> bool:
+        text = next(answers)
+        connection.sendall(text)
+        return not text.startswith(b"HTTP/1.0")
+
+    server = serve(answer)
+    results = post_all([server.url] * 4)
+    assert [(r.status_code, r.response_body, r.error) for r in results] == [
+        (201, "made", None),
+        (200, "chunked", None),
+        (204, "", None),
+        (200, "until the end", None),
+    ]
+    assert server.connections == 1  # the first three kept it open, HTTP/1.0 closed it
+
+
+def test_bytes_after_a_whole_answer_keep_the_answer_not_the_connection(serve: Any) -> None:
+    """A receiver out of step: its answer counts, its connection is not used again."""
+    server = serve(lambda c, h: c.sendall(reply("200 OK") + b"SURPRISE\r\n\r\n") is None)
+    results = post_all([server.url] * 2)
+    assert [(r.status_code, r.error) for r in results] == [(200, None), (200, None)]
+    assert server.connections == 2
+
+
+def test_a_cut_body_is_recorded_as_an_error(serve: Any) -> None:
+    """The receiver hangs up in the middle of a body whose length it announced."""
+
+    def cut(connection: socket.socket, head: bytes) -> bool:
+        connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this")
+        return False
+
+    [result] = post_all([serve(cut).url])
+    assert result.error is not None and "closed the connection" in result.error
+    assert result.response_body == "only this"
+    assert classify(result) is Outcome.DELIVERED  # it answered 200: it has the event
