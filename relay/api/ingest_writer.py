@@ -2,11 +2,13 @@
 
 Each ingest request used to cost the API two blocking Redis round trips on the event loop
 (find the token, then record), and Redis the fixed cost of two script calls. Here a
-request hands its prepared events (and its token's hash) to the process's writer thread
-and awaits the outcome; the loop serves other requests meanwhile. The writer takes every
+request hands its prepared events (and its token's hash) to the process's writer and
+awaits the outcome; the loop serves other requests meanwhile. A writer thread takes every
 request waiting, records them with one call of the record script (which checks each
 request's token itself, relay/store/event_scripts.py) and hands each request its own
-outcome. Under load a call carries several requests; alone, a request goes at once.
+outcome. Under load a call carries several requests; alone, a request goes at once. Two
+threads take turns, so that Redis has the next call while one thread is busy with the
+answer of the last (batches of 100 events: about 18,800 -> 20,500 events/s).
 
 Nothing about durability changes: a request is answered only after the script that
 recorded its events has returned, and each request stays all or nothing.
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # a call's events (a request is never split: one of 1000 events goes alone)
 MAX_EVENTS_PER_CALL: Final = 1000
+# calls in flight: while one thread reads a call's answer and packs the next call,
+# Redis already runs the other's script instead of waiting (scripts run one at a time)
+WRITER_THREADS: Final = 2
 INGEST_ROLES: Final = tuple(
     sorted(role.value for role, allowed in CAPABILITIES.items() if Capability.INGEST in allowed)
 )
@@ -43,21 +48,26 @@ _Waiting = tuple[RecordRequest, "asyncio.Future[Outcome]", asyncio.AbstractEvent
 
 
 class IngestWriter:
-    """Records requests' events from one thread, as many requests per script call as wait."""
+    """Records requests' events from two threads, as many requests per script call as wait."""
 
     def __init__(self, client: Redis, *, dedupe_ttl_ms: int) -> None:
         self._client = client
         self._ttl = dedupe_ttl_ms
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
-        self._held: _Waiting | None = None  # taken from the queue, over the last call's cap
-        self.pid = os.getpid()  # a forked child has the object but not the thread
-        self._thread = threading.Thread(target=self._run, name="relay-ingest", daemon=True)
-        self._thread.start()
+        self.pid = os.getpid()  # a forked child has the object but not the threads
+        self._threads = [
+            threading.Thread(target=self._run, name=f"relay-ingest-{n}", daemon=True)
+            for n in range(WRITER_THREADS)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Record what is waiting, then stop the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout)
+        """Record what is waiting, then stop the threads."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
 
     async def record(self, request: RecordRequest) -> Outcome:
         """Record one request's events (after its token checks out); its outcome."""
@@ -67,8 +77,9 @@ class IngestWriter:
         return await future
 
     def _run(self) -> None:
+        held: _Waiting | None = None  # taken from the queue, over the last call's cap
         while True:
-            group = self._next_group()
+            group, held = self._next_group(held)
             if not group:
                 return  # closed
             try:
@@ -84,12 +95,12 @@ class IngestWriter:
                 outcomes = [exc] * len(group)
             _resolve(group, outcomes)
 
-    def _next_group(self) -> list[_Waiting]:
-        """The requests waiting (blocks until there is one); none once closed."""
-        first = self._held if self._held is not None else self._queue.get()
-        self._held = None
+    def _next_group(self, held: _Waiting | None) -> tuple[list[_Waiting], _Waiting | None]:
+        """The requests waiting (blocks until there is one; none once closed), and the one
+        taken that did not fit."""
+        first = held if held is not None else self._queue.get()
         if first is None:
-            return []
+            return [], None
         group, events = [first], first[0].count
         while events < MAX_EVENTS_PER_CALL:
             try:
@@ -100,11 +111,10 @@ class IngestWriter:
                 self._queue.put(None)  # closing: this call first, then stop
                 break
             if events + waiting[0].count > MAX_EVENTS_PER_CALL:
-                self._held = waiting  # first of the next call
-                break
+                return group, waiting  # first of the next call
             group.append(waiting)
             events += waiting[0].count
-        return group
+        return group, None
 
 
 def _resolve(group: list[_Waiting], outcomes: Sequence[Outcome | BaseException]) -> None:

@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from pydantic import TypeAdapter
@@ -175,8 +176,15 @@ def _text(value: object) -> str:
 
 
 def _indexes(document: Mapping[str, Any]) -> tuple[str, str, str]:
-    project, feature = _text(document.get("project")), _text(document.get("featureName"))
-    environment = _text(document.get("environment"))
+    return _index_keys(
+        _text(document.get("project")),
+        _text(document.get("featureName")),
+        _text(document.get("environment")),
+    )
+
+
+@lru_cache(maxsize=4096)  # a batch's events share a few projects, flags and environments
+def _index_keys(project: str, feature: str, environment: str) -> tuple[str, str, str]:
     flag = ""
     if project and feature:
         flag = (

@@ -157,4 +157,4 @@ def test_the_writer_stops_with_the_app(settings: Settings, redis_client: Redis) 
         assert client.post("/api/events", json=_event(1), headers=headers).status_code == 202
         writer = app.state.ingest_writer
     assert app.state.ingest_writer is None
-    assert not writer._thread.is_alive()
+    assert not any(thread.is_alive() for thread in writer._threads)
