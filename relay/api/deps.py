@@ -12,7 +12,7 @@ from fastapi.security import APIKeyHeader
 
 from relay.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from relay.settings import Settings
-from relay.store import keys, ratelimit, tokens
+from relay.store import ratelimit, tokens
 from relay.store.client import Redis
 from relay.store.tokens import Capability, Role, TokenInfo
 
@@ -59,7 +59,7 @@ def _authenticated(
     request: Request, client: Redis, settings: Settings, header: str | None
 ) -> TokenInfo:
     secret = _secret_from(header)
-    if settings.admin_token and hmac.compare_digest(secret, settings.admin_token):
+    if _is_bootstrap(secret, settings):
         info = TokenInfo(id=tokens.BOOTSTRAP_ID, name="bootstrap", role=Role.ADMIN, created_at=0)
     else:
         found = tokens.find_token(client, secret=secret)
@@ -70,6 +70,10 @@ def _authenticated(
     if settings.rate_limit_per_second > 0:
         _limit(request, client, settings, info)
     return info
+
+
+def _is_bootstrap(secret: str, settings: Settings) -> bool:
+    return bool(settings.admin_token) and hmac.compare_digest(secret, settings.admin_token or "")
 
 
 def _limit(request: Request, client: Redis, settings: Settings, info: TokenInfo) -> None:
@@ -120,6 +124,10 @@ async def _ingest_token(
 ) -> TokenInfo:
     # the same checks as require(INGEST), resolved as one dependency rather than a chain
     # of four: FastAPI's dependency solving is a large share of an ingest request's CPU
+    return _ingest_token_now(request, header)
+
+
+def _ingest_token_now(request: Request, header: str | None) -> TokenInfo:
     state = request.app.state
     info = _authenticated(request, state.redis, state.settings, header)
     if not info.can(Capability.INGEST):
@@ -150,16 +158,11 @@ class IngestCaller:
 
 def ingest_caller(request: Request, header: str | None) -> IngestCaller:
     """The caller of `POST /api/events`: 401 without a token; checked here only if it must be."""
-    state = request.app.state
-    settings: Settings = state.settings
+    settings: Settings = request.app.state.settings
     secret = _secret_from(header)
-    admin = settings.admin_token
-    if (admin and hmac.compare_digest(secret, admin)) or settings.rate_limit_per_second > 0:
-        info = _authenticated(request, state.redis, settings, header)
-        if not info.can(Capability.INGEST):
-            raise refusal(info.role.value, Capability.INGEST)
-        return IngestCaller(secret, info, "")
-    return IngestCaller(secret, None, keys.token_hash(tokens.hash_secret(secret)))
+    if _is_bootstrap(secret, settings) or settings.rate_limit_per_second > 0:
+        return IngestCaller(secret, _ingest_token_now(request, header), "")
+    return IngestCaller(secret, None, tokens.hash_key(secret))
 
 
 async def _ingest_caller(

@@ -56,6 +56,11 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def hash_key(secret: str) -> str:
+    """The key that maps a secret's hash to its token's id."""
+    return keys.token_hash(hash_secret(secret))
+
+
 def generate_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
@@ -98,7 +103,7 @@ def find_token(client: Redis, *, secret: str) -> TokenInfo | None:
     """The token whose secret this is, or None."""
     with translate_errors():
         found = event_scripts.run_script(
-            client, _FIND, _FIND_SHA, 1, keys.token_hash(hash_secret(secret)), _TOKEN_PREFIX_KEY
+            client, _FIND, _FIND_SHA, 1, hash_key(secret), _TOKEN_PREFIX_KEY
         )
     if not found or not found[1]:
         return None

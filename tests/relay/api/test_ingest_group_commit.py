@@ -23,10 +23,6 @@ def _event(producer_id: int | str, **fields: Any) -> dict[str, Any]:
     return {"id": producer_id, "type": "feature-created", "createdBy": "a@b.c", **fields}
 
 
-def _hash_key(secret: str) -> str:
-    return keys.token_hash(tokens.hash_secret(secret))
-
-
 def _token(client: Redis, role: Role) -> tuple[str, str]:
     info, secret = tokens.create_token(client, name=role.value, role=role)
     return info.id, secret
@@ -38,9 +34,11 @@ def test_one_call_records_each_request_or_refuses_it_whole(redis_client: Redis) 
     revoked_id, revoked_secret = _token(redis_client, Role.WRITER)
     assert tokens.delete_token(redis_client, token_id=revoked_id)
     requests = [
-        events.prepare([_event(1), _event(2)], source="", token_hash_key=_hash_key(ingest_secret)),
-        events.prepare([_event(3)], source="", token_hash_key=_hash_key(reader_secret)),
-        events.prepare([_event(4)], source="pull", token_hash_key=_hash_key(revoked_secret)),
+        events.prepare(
+            [_event(1), _event(2)], source="", token_hash_key=tokens.hash_key(ingest_secret)
+        ),
+        events.prepare([_event(3)], source="", token_hash_key=tokens.hash_key(reader_secret)),
+        events.prepare([_event(4)], source="pull", token_hash_key=tokens.hash_key(revoked_secret)),
         events.prepare([_event(5)], source="pull"),  # checked by the caller already
     ]
     outcomes = events.record_requests(redis_client, requests, allowed_roles=INGEST_ROLES)
