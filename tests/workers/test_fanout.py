@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from policies import map_event
 from relay.settings import Settings
 from relay.store import deliveries, events, keys, subscriptions
 from relay.store.client import Redis
 from relay.store.deliveries import DeliveryState, Finish
+from tests.support import subscribe
 from workers import fanout, pump
 from workers.snapshot import SubscriptionCache
 
@@ -29,21 +29,6 @@ class Recorder:
     @property
     def ids(self) -> list[str]:
         return [i for batch in self.batches for i in batch]
-
-
-def subscribe(
-    client: Redis, *, on: bool = True, statements: list[dict[str, Any]] | None = None
-) -> str:
-    record = subscriptions.create_subscription(
-        client,
-        integration_key="webhook",
-        name="fanout",
-        config={"url": "http://127.0.0.1:9/hook", "format": "unleash", "headers": {}},
-        statements=statements or [],
-        on=on,
-        tags=[],
-    )
-    return record.id
 
 
 def record(client: Redis, *names: str, environment: str | None = None) -> list[int]:

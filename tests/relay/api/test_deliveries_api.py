@@ -8,27 +8,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from relay.store import deliveries, events, keys, subscriptions, tokens
+from relay.store import deliveries, events, keys, tokens
 from relay.store.client import Redis
 from relay.store.deliveries import Attempt, DeliveryKind, DeliveryState, Finish, NewDelivery
 from relay.store.tokens import Role
+from tests.support import subscribe
 
 SUBS = "/api/v2/integrations/webhook"
-
-
-def subscribe(
-    client: Redis, *, on: bool = True, statements: list[dict[str, Any]] | None = None
-) -> str:
-    record = subscriptions.create_subscription(
-        client,
-        integration_key="webhook",
-        name="ops",
-        config={"url": "http://127.0.0.1:9/hook", "format": "unleash", "headers": {}},
-        statements=statements or [],
-        on=on,
-        tags=[],
-    )
-    return record.id
 
 
 def delivery_to(client: Redis, sub_id: str, event_id: int, *, at: int) -> str:
