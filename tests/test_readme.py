@@ -59,3 +59,38 @@ def test_ci_runs_the_readme_test_command() -> None:
     ).stdout.strip()
     section = _section("Quick start")
     assert printed == re.findall(r"```bash\n(.*?)\n```", section, re.DOTALL)[1]
+
+
+_ROW = re.compile(r"^\| `(RELAY_[A-Z_]+)` \| ([^|]*) \|", re.MULTILINE)
+_NO_VALUE = ("unset", "empty")  # the words the table uses for a setting without a value
+
+
+def _readme_defaults() -> dict[str, str]:
+    """Each configuration row's default cell, by setting name (lower case, no prefix)."""
+    rows = _ROW.findall(_section("Configuration"))
+    return {variable.removeprefix("RELAY_").lower(): cell.strip() for variable, cell in rows}
+
+
+def _documented_value(name: str, cell: str) -> object:
+    """The value a README default cell stands for, read the way the environment would be."""
+    if cell in _NO_VALUE:
+        return None
+    code = re.fullmatch(r"`([^`]*)`", cell)
+    assert code, f"RELAY_{name.upper()}: default {cell!r} is neither `value`, unset nor empty"
+    # the field's own validators read it, as they read RELAY_* (durations, lists, bools)
+    return getattr(Settings.model_validate({name: code.group(1)}), name)
+
+
+def test_configuration_defaults_are_the_settings_defaults() -> None:
+    """Each README row's default is what Settings holds when its variable is unset."""
+    wrong = {}
+    for name, cell in _readme_defaults().items():
+        field = Settings.model_fields.get(name)
+        if field is None:
+            continue  # an unknown row: the test above names it
+        default = field.get_default(call_default_factory=True)
+        default = None if default in ("", []) else default  # no value, as "unset"/"empty"
+        documented = _documented_value(name, cell)
+        if documented != default:
+            wrong[f"RELAY_{name.upper()}"] = f"README {cell}, code {default!r}"
+    assert wrong == {}
