@@ -5,12 +5,19 @@ critical environments, notResources, denies, action globs) and a stream of event
 Unleash fixture events plus synthetic ones), times both ways per event in the same run,
 checks they agree on every event, and prints p50/p99 and the median-based speedup.
 
+Then the adversarial part: globs that make a backtracking matcher take exponential time
+(`*a*a*a*a*a*a*a*a*a*a*b`, `*-*-*-prod`, many-star tag globs) against names of 40, 255
+and 4096 characters, each match timed against the standard library's
+`fnmatch.fnmatchcase` in the same run (target: every match under 1 ms), and events with
+such names through the index and the loop, with hostile subscriptions added.
+
     .venv/bin/python bench/policies.py [--subscriptions 10000] [--events 500]
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import random
 import statistics
@@ -32,6 +39,7 @@ from policies import (  # noqa: E402  (the repository root is put on the path fi
     matches,
     parse_statements,
 )
+from policies.globs import Glob  # noqa: E402
 
 FIXTURE_EVENTS = ROOT / "tests/data/shared/fixtures/unleash/unleash-8.2.0-events-sample.jsonl"
 PROJECTS = ["default", *(f"proj-{n:03}" for n in range(199))]
@@ -214,7 +222,10 @@ def main() -> int:
 
     distinct = len({tuple(statements) for statements in subscriptions.values()})
     report(args, distinct, build_ms, index_ms, loop_ms, matched)
-    return 0
+    slow_globs = adversarial_globs()
+    if not adversarial_events(subscriptions, index, random.Random(args.seed + 1)):
+        return 1
+    return 1 if slow_globs else 0
 
 
 def report(
@@ -234,6 +245,127 @@ def report(
         p50, p99 = percentile(values, 0.50), percentile(values, 0.99)
         print(f"{name:>13}: p50 {p50:.3f} ms  p99 {p99:.3f} ms")
     print(f"speedup (median loop / median index): {ratio:.0f}x")
+
+
+# Patterns that make a backtracking matcher explode on near misses, and the unit their
+# inputs repeat.
+ADVERSARIAL = [
+    ("*a*a*a*a*a*a*a*a*a*a*b", "a"),
+    ("*-*-*-prod", "-"),
+    ("*-*-*-prod", "ab-"),
+    ("*" + "a*" * 40 + "b", "a"),
+    ("team-*-*-*-*-*-*-*-*-x", "team-"),
+    ("a*" * 30 + "a", "a"),
+]
+LENGTHS = (40, 255, 4096)
+MATCH_TARGET_MS = 1.0
+
+
+def adversarial_values(pattern: str, unit: str, length: int) -> list[str]:
+    """Near misses (and a few matches) of `length` characters, 100 of them."""
+    pieces = pattern.split("*")
+    base = (unit * length)[:length]
+    # the anchors hold, so the middle pieces are searched across the whole value
+    anchored = pieces[0] + base[len(pieces[0]) + len(pieces[-1]) :] + pieces[-1]
+    hollow = pieces[0] + "c" * (length - len(pieces[0]) - len(pieces[-1])) + pieces[-1]
+    return [base, anchored, hollow, base.upper()] * 25
+
+
+def time_each(match: Callable[[str], object], values: list[str]) -> list[float]:
+    times = []
+    for value in values:
+        start = time.perf_counter()
+        match(value)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def adversarial_globs() -> int:
+    """Glob.matches against fnmatch.fnmatchcase per match; the number of slow cells."""
+    print("\nadversarial globs: ms per match, worst / median of 100 inputs")
+    print(f"{'pattern':>26} {'length':>6}  {'Glob':>17}  {'fnmatchcase':>17}  ratio")
+    slow = 0
+    for pattern, unit in ADVERSARIAL:
+        glob = Glob(pattern)
+        stdlib = partial(fnmatch_case, pattern=pattern)
+        stdlib("")  # compiles and caches its regex, as Glob compiles once
+        for length in LENGTHS:
+            values = adversarial_values(pattern, unit, length)
+            ours, theirs = time_each(glob.matches, values), time_each(stdlib, values)
+            if any(glob.matches(value) != stdlib(value) for value in values):
+                print(f"MISMATCH with fnmatch on {pattern!r}", file=sys.stderr)
+                slow += 1
+            slow += max(ours) >= MATCH_TARGET_MS
+            ratio = statistics.median(theirs) / statistics.median(ours)
+            shown = pattern if len(pattern) <= 26 else pattern[:23] + "..."
+            print(
+                f"{shown:>26} {length:>6}  {max(ours):.4f} / {statistics.median(ours):.4f}"
+                f"  {max(theirs):.4f} / {statistics.median(theirs):.4f}  {ratio:.1f}x"
+            )
+    verdict = "met" if not slow else f"NOT met in {slow} cells"
+    print(f"target every Glob match < {MATCH_TARGET_MS} ms: {verdict}")
+    return slow
+
+
+def fnmatch_case(value: str, *, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+def hostile_subscriptions(count: int) -> dict[str, list[Statement]]:
+    """Subscriptions whose key, tag and action globs are all pathological."""
+    made: dict[str, list[Statement]] = {}
+    for n in range(count):
+        star_a = "*a" * (5 + n % 20) + "*b"
+        raw = [
+            allow([f"proj/*-*-*-prod:env/{star_a}:flag/{star_a};{star_a}"], [star_a]),
+            allow([f"proj/*:env/*:flag/*;*-*-*-*-*-*-{n}"], ["*-*-*-prod", "update*"]),
+            deny([f"proj/{star_a}"], ["*a*a*a*a*a*a*a*a*a*a*b"]),
+        ]
+        made[f"hostile-{n:04}"] = parse_statements(raw)
+    return made
+
+
+def long_name_event(rng: random.Random, length: int) -> EventTarget:
+    dashed = ("a-" * length)[:length]
+    return map_event(
+        {
+            "type": rng.choice(FLAG_TYPES),
+            "project": dashed,
+            "environment": rng.choice([None, "a" * length]),
+            "featureName": ("a" * length)[:length],
+            "tags": [{"type": "simple", "value": dashed[: length - n]} for n in range(20)],
+        }
+    )
+
+
+def adversarial_events(
+    subscriptions: dict[str, list[Statement]], index: SubscriptionIndex, rng: random.Random
+) -> bool:
+    """Long-named events through the index and the loop, with 100 hostile subscriptions."""
+    hostile = hostile_subscriptions(100)
+    for sid, statements in hostile.items():
+        index.add(sid, statements)
+    everyone = {**subscriptions, **hostile}
+    print("\nadversarial events (names of 255 and 4096 characters, 20 tags), 100 hostile subs")
+    for length in (255, 4096):
+        index_ms, loop_ms = [], []
+        for _ in range(40):
+            target = long_name_event(rng, length)
+            index_time, found = timed(index.match, target)
+            loop_time, expected = timed(partial(brute_force, everyone), target)
+            if found != expected:
+                print(f"MISMATCH on a {length}-character event", file=sys.stderr)
+                return False
+            index_ms.append(index_time)
+            loop_ms.append(loop_time)
+        ratio = statistics.median(loop_ms) / statistics.median(index_ms)
+        print(
+            f"  length {length:>4}: index.match worst {max(index_ms):.3f} ms"
+            f" median {statistics.median(index_ms):.3f} ms;"
+            f" loop worst {max(loop_ms):.3f} ms median {statistics.median(loop_ms):.3f} ms;"
+            f" {ratio:.0f}x"
+        )
+    return True
 
 
 if __name__ == "__main__":
