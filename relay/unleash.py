@@ -3,15 +3,25 @@
 The model is a TypedDict, not a BaseModel: validation hands back plain dicts that keep
 every field the producer sent (unknown ones included), so an event is stored exactly as
 posted. Validation is strict: `"5"` is not an integer and `5` is not a string.
+
+What a producer sends is bounded (docs/ingest.md): names (`featureName`, `project`,
+`environment`, `createdBy`, `groupType`, `groupId`, tag types and values) to
+MAX_NAME_LENGTH characters, as Unleash's own columns; MAX_TAGS tags per event;
+`createdAt` from the Unix epoch to MAX_CLOCK_SKEW ahead of this machine's clock, so no
+event escapes retention; nesting to the JSON parser's 200 levels; and every number to
+what a 64-bit float holds (`1e999999` would be stored as null; NaN and Infinity are not
+JSON).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import math
 import re
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import islice
 from typing import Annotated, Any, Final, NotRequired, cast
 
 from pydantic import (
@@ -23,11 +33,18 @@ from pydantic import (
     WithJsonSchema,
     with_config,
 )
+from pydantic_core import from_json
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from relay.errors import FieldProblem, InvalidRequestError, PayloadTooLargeError
 
 MAX_BATCH: Final = 1000
+MAX_NAME_LENGTH: Final = 255  # Unleash's varchar(255) for feature, project, user names
+MAX_TAGS: Final = 100  # per event
+# a createdAt further ahead than this would outlive the retention; the producer's clock is wrong
+MAX_CLOCK_SKEW: Final = timedelta(days=1)
+MAX_TIMESTAMP_LENGTH: Final = 64  # room for any sane fraction; keeps the parser's cache small
+MAX_PROBLEMS: Final = 10  # out-of-range numbers named per request
 
 # RFC 3339 section 5.6 (with the space separator its note allows); the calendar is then
 # checked by datetime.fromisoformat.
@@ -36,11 +53,16 @@ _RFC3339 = re.compile(
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
+_SKEW_MS = MAX_CLOCK_SKEW // _MILLISECOND
 
 
 @lru_cache(maxsize=4096)  # validation parses each createdAt, then recording needs its ms
 def rfc3339_ms(text: str) -> int:
     """Milliseconds since the epoch of an RFC 3339 timestamp; ValueError when it is not one."""
+    if len(text) > MAX_TIMESTAMP_LENGTH:  # raising, so the cache does not keep it
+        raise ValueError(
+            f"must be an RFC 3339 timestamp of at most {MAX_TIMESTAMP_LENGTH} characters"
+        )
     if not _RFC3339.match(text):
         raise ValueError("must be an RFC 3339 timestamp, e.g. 2022-05-31T13:32:20.560Z")
     try:
@@ -56,8 +78,15 @@ def now_rfc3339() -> str:
 
 
 def _check_created_at(value: str | None) -> str | None:
-    if value is not None:
-        rfc3339_ms(value)
+    if value is None:
+        return value
+    moment_ms = rfc3339_ms(value)
+    if moment_ms < 0:
+        raise ValueError("must not be before 1970-01-01T00:00:00Z")
+    if moment_ms > time.time() * 1000 + _SKEW_MS:
+        raise ValueError(
+            f"is more than {MAX_CLOCK_SKEW} ahead of the relay's clock; check the producer's clock"
+        )
     return value
 
 
@@ -71,6 +100,7 @@ def _check_producer_id(value: Any) -> Any:
 
 
 _STRICT_OPEN = ConfigDict(extra="allow", strict=True)
+Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
 _ID_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {"type": "integer"},
@@ -89,8 +119,8 @@ _TIME_SCHEMA: dict[str, Any] = {
 class Tag(TypedDict):
     """An Unleash tag."""
 
-    type: str
-    value: str
+    type: Name
+    value: Name
 
 
 @with_config(_STRICT_OPEN)
@@ -99,23 +129,31 @@ class UnleashEvent(TypedDict):
 
     id: NotRequired[Annotated[Any, AfterValidator(_check_producer_id), WithJsonSchema(_ID_SCHEMA)]]
     type: Annotated[str, Field(min_length=1, max_length=200)]
-    createdBy: str
+    createdBy: Name
     createdAt: NotRequired[
         Annotated[str | None, AfterValidator(_check_created_at), WithJsonSchema(_TIME_SCHEMA)]
     ]
     createdByUserId: NotRequired[int | None]
     data: NotRequired[Any]
     preData: NotRequired[Any]
-    tags: NotRequired[list[Tag] | None]
-    featureName: NotRequired[str | None]
-    project: NotRequired[str | None]
-    environment: NotRequired[str | None]
-    groupType: NotRequired[str | None]
-    groupId: NotRequired[str | None]
+    tags: NotRequired[Annotated[list[Tag], Field(max_length=MAX_TAGS)] | None]
+    featureName: NotRequired[Name | None]
+    project: NotRequired[Name | None]
+    environment: NotRequired[Name | None]
+    groupType: NotRequired[Name | None]
+    groupId: NotRequired[Name | None]
+
+
+def _check_numbers(event: UnleashEvent) -> UnleashEvent:
+    for where in _numbers_out_of_range(event):
+        raise ValueError(f"{attribute_of(where)}: {_OUT_OF_RANGE}")
+    return event
 
 
 EVENT: Final = TypeAdapter(UnleashEvent)
 EVENTS: Final = TypeAdapter(list[UnleashEvent])
+# events decoded elsewhere (pulled: httpx's json.loads) come without their bytes to check
+_DECODED_EVENT: Final = TypeAdapter(Annotated[UnleashEvent, AfterValidator(_check_numbers)])
 
 
 def parse_events(body: bytes) -> list[dict[str, Any]]:
@@ -128,12 +166,18 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         _refuse_non_json_constants(body)
     start = body.lstrip()[:1]
     if start == b"[":
-        return _parse_batch(body)
+        events = _parse_batch(body)
+        if _may_overflow(body):
+            _refuse_out_of_range(events, batch=True)
+        return events
     if start == b"{":
         try:
-            return [dict(EVENT.validate_json(body))]
+            event = dict(EVENT.validate_json(body))
         except ValidationError as exc:
             raise _invalid(exc) from None
+        if _may_overflow(body):
+            _refuse_out_of_range([event], batch=False)
+        return [event]
     if not start:
         raise InvalidRequestError("empty body", [FieldProblem("body", "expected an event")])
     _raise_if_malformed(body)
@@ -149,7 +193,7 @@ def _parse_batch(body: bytes) -> list[dict[str, Any]]:
     except ValidationError as exc:
         # a valid JSON array of too many events is 413 even if some of them are bad
         if not _is_json_invalid(exc):
-            _check_batch_size(len(json.loads(body)))
+            _check_batch_size(len(from_json(body)))
         raise _invalid(exc) from None
     _check_batch_size(len(events))
     if not events:
@@ -161,7 +205,60 @@ def _parse_batch(body: bytes) -> list[dict[str, Any]]:
 
 def validate_event(raw: object) -> dict[str, Any]:
     """One event already decoded from JSON (pulled from Unleash); ValidationError if bad."""
-    return dict(EVENT.validate_python(raw))
+    return dict(_DECODED_EVENT.validate_python(raw))
+
+
+# Which bytes could spell a number no 64-bit float holds (above 1.8e308): an exponent
+# of three digits or more, or a run of 200 digits (an exponent below 100 on fewer than
+# 200 digits before the point stays under 1e299). Every body is tested, so the test is
+# a translate and substring searches in C; only a hit makes the events be walked.
+_NUMBER_SHAPE: Final = bytes.maketrans(b"123456789E-", b"000000000e+")
+_DIGIT_RUN: Final = b"0" * 200
+_OUT_OF_RANGE: Final = "number out of range: JSON numbers must fit a 64-bit float"
+
+
+def _may_overflow(body: bytes) -> bool:
+    shape = body.translate(_NUMBER_SHAPE)
+    return b"e000" in shape or b"e+000" in shape or _DIGIT_RUN in shape
+
+
+def _refuse_out_of_range(events: list[dict[str, Any]], *, batch: bool) -> None:
+    located = (
+        (index, *where) if batch else where
+        for index, event in enumerate(events)
+        for where in _numbers_out_of_range(event)
+    )
+    problems = [
+        FieldProblem(attribute_of(loc), _OUT_OF_RANGE) for loc in islice(located, MAX_PROBLEMS)
+    ]
+    if problems:
+        message = "; ".join(f"{p.attribute}: {p.reason}" for p in problems[:5])
+        raise InvalidRequestError(f"invalid events, none recorded: {message}", problems)
+
+
+_Trail = tuple[Any, int | str] | None  # (parent's trail, key): a path, built only when needed
+
+
+def _numbers_out_of_range(value: Any) -> Iterator[tuple[int | str, ...]]:
+    """Where in a decoded JSON value a float is infinite or NaN, in document order."""
+    stack: list[tuple[Any, _Trail]] = [(value, None)]
+    while stack:  # not recursive: the value may be nested as deep as its parser allowed
+        item, trail = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                yield _path(trail)
+        elif isinstance(item, dict):
+            stack.extend((v, (trail, k)) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((item[i], (trail, i)) for i in range(len(item) - 1, -1, -1))
+
+
+def _path(trail: _Trail) -> tuple[int | str, ...]:
+    parts: list[int | str] = []
+    while trail is not None:
+        trail, part = trail
+        parts.append(part)
+    return tuple(reversed(parts))
 
 
 def _check_batch_size(count: int) -> None:
@@ -177,7 +274,7 @@ def _is_json_invalid(exc: ValidationError) -> bool:
 
 def _raise_if_malformed(body: bytes) -> None:
     try:
-        json.loads(body)
+        from_json(body)  # not json.loads: nesting is bounded, no RecursionError
     except ValueError as exc:
         raise InvalidRequestError(
             "malformed JSON", [FieldProblem("body", f"malformed JSON: {exc}")]
@@ -185,13 +282,13 @@ def _raise_if_malformed(body: bytes) -> None:
 
 
 def _refuse_non_json_constants(body: bytes) -> None:
-    def refuse(constant: str) -> None:
+    try:
+        from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
         raise InvalidRequestError(
-            "malformed JSON", [FieldProblem("body", f"malformed JSON: {constant} is not JSON")]
-        )
-
-    with contextlib.suppress(ValueError):  # not JSON at all: the parser below says where
-        json.loads(body, parse_constant=refuse)
+            "malformed JSON",
+            [FieldProblem("body", f"malformed JSON (NaN and Infinity are not JSON): {exc}")],
+        ) from None
 
 
 def _invalid(exc: ValidationError) -> InvalidRequestError:

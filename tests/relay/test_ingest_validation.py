@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from pydantic_core import from_json
 
 from relay.errors import InvalidRequestError, PayloadTooLargeError
-from relay.unleash import MAX_BATCH, parse_events, rfc3339_ms
+from relay.unleash import (
+    MAX_BATCH,
+    MAX_NAME_LENGTH,
+    MAX_PROBLEMS,
+    MAX_TAGS,
+    parse_events,
+    rfc3339_ms,
+    validate_event,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "shared" / "fixtures" / "unleash"
 VALID = {"type": "feature-created", "createdBy": "admin", "createdAt": "2022-05-31T13:32:20.560Z"}
+OUT_OF_RANGE = "number out of range: JSON numbers must fit a 64-bit float"
 
 
 def _problems(body: bytes) -> list[tuple[str, str]]:
@@ -196,3 +210,60 @@ def test_more_than_the_batch_limit_is_too_large() -> None:
 def test_rfc3339_timestamps_convert_to_exact_milliseconds(stamp: str, expected_ms: int) -> None:
     """Indexes are scored by the exact millisecond (no float rounding, offsets applied)."""
     assert rfc3339_ms(stamp) == expected_ms
+
+
+def _number_text() -> st.SearchStrategy[str]:
+    digits = st.integers(min_value=1, max_value=400).map(lambda n: "1" + "0" * (n - 1))
+    fraction = st.sampled_from(["", ".5", ".0001"])
+    exponent = st.builds(
+        lambda sign, n: f"e{sign}{n}" if n is not None else "",
+        st.sampled_from(["", "+", "-"]),
+        st.one_of(st.none(), st.integers(min_value=0, max_value=99_999)),
+    )
+    sign = st.sampled_from(["", "-"])
+    return st.builds(lambda s, d, f, e: s + d + f + e, sign, digits, fraction, exponent)
+
+
+@given(number=_number_text())
+@settings(max_examples=300)
+def test_a_number_is_refused_exactly_when_it_does_not_fit_a_float(number: str) -> None:
+    """Whatever its spelling, a number is refused iff it parses to an infinite float."""
+    body = f'{{"type": "x", "createdBy": "a", "data": [{number}]}}'.encode()
+    value = from_json(number)
+    if isinstance(value, float) and math.isinf(value):
+        assert _problems(body) == [("data[0]", OUT_OF_RANGE)]
+    else:
+        assert parse_events(body)[0]["data"] == [value]
+
+
+def test_out_of_range_numbers_are_named_up_to_a_limit() -> None:
+    """Every place is named, in document order, at most MAX_PROBLEMS of them."""
+    events = [
+        '{"type": "x", "createdBy": "a", "data": {"a": 1e400, "b": [1, -1e400]}}',
+        '{"type": "x", "createdBy": "a", "preData": [' + ",".join(["1e999"] * 50) + "]}",
+    ]
+    problems = _problems(f"[{','.join(events)}]".encode())
+    assert [attribute for attribute, _ in problems] == [
+        "[0].data.a",
+        "[0].data.b[1]",
+        *(f"[1].preData[{n}]" for n in range(MAX_PROBLEMS - 2)),
+    ]
+
+
+PULLED_BAD = {
+    "infinite data": {"data": {"x": float("inf")}},
+    "NaN in preData": {"preData": [float("nan")]},
+    "long feature name": {"featureName": "f" * (MAX_NAME_LENGTH + 1)},
+    "long tag value": {"tags": [{"type": "simple", "value": "v" * (MAX_NAME_LENGTH + 1)}]},
+    "too many tags": {"tags": [{"type": "simple", "value": str(n)} for n in range(MAX_TAGS + 1)]},
+    "future createdAt": {"createdAt": "9999-12-31T23:59:59.999Z"},
+    "createdAt before 1970": {"createdAt": "1969-12-31T23:59:59Z"},
+}
+
+
+@pytest.mark.parametrize("fields", PULLED_BAD.values(), ids=PULLED_BAD.keys())
+def test_pulled_events_are_held_to_the_same_bounds(fields: dict[str, Any]) -> None:
+    """An event decoded elsewhere (a pull from Unleash) fails validation the same way."""
+    with pytest.raises(ValidationError):
+        validate_event({**VALID, **fields})
+    assert validate_event(VALID) == VALID
