@@ -7,6 +7,7 @@ returns the process's exit code. Exit codes: 0 done, 1 failed, 2 bad usage or se
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -43,6 +44,8 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 # used until workers.celery_app defines WORKER_ARGS
 DEFAULT_WORKER_ARGS = ["worker", "--pool", "threads", "--concurrency", "16"]
+# `relay sources add` reads the Unleash token here (argv is visible to every local user)
+SOURCE_TOKEN_ENV = "RELAY_SOURCE_TOKEN"
 
 
 class UsageError(Exception):
@@ -143,20 +146,23 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sources_add(args: argparse.Namespace, settings: Settings) -> int:
-    """Add (or replace) an Unleash server to pull events from."""
+    """Add (or replace) an Unleash server to pull events from; its URL must pass the
+    destination guard. The token comes from the environment or a prompt, never argv."""
+    token = _source_token(args)
     client = _admin_client(args, settings)
-    sources.add_source(client, name=args.name, url=args.url, token=args.token)
+    sources.add_source(client, name=args.name, url=args.url, token=token, settings=settings)
     print(f"added source {args.name} ({args.url})")
     return 0
 
 
 def cmd_sources_list(args: argparse.Namespace, settings: Settings) -> int:
-    """List pull sources (their tokens masked)."""
+    """List pull sources (their tokens masked) and how their last pull went."""
+    client = _admin_client(args, settings)
     rows = [
-        [source.name, source.url, _mask(source.token)]
-        for source in sources.list_sources(_admin_client(args, settings))
+        [source.name, source.url, _mask(source.token), _last_pull(client, source.name)]
+        for source in sources.list_sources(client)
     ]
-    _print_table(["NAME", "URL", "TOKEN"], rows)
+    _print_table(["NAME", "URL", "TOKEN", "LAST PULL"], rows)
     return 0
 
 
@@ -262,7 +268,14 @@ def _add_sources_commands(commands: Any) -> None:
     add = _command(actions, "add", cmd_sources_add, "add or replace a pull source")
     add.add_argument("name", help="the source name (also the events' `source`)")
     add.add_argument("--url", required=True, help="the Unleash server's base URL")
-    add.add_argument("--token", required=True, help="an Unleash admin token")
+    add.add_argument(
+        "--token-env",
+        default=SOURCE_TOKEN_ENV,
+        metavar="NAME",
+        help=f"environment variable holding the Unleash admin token (default {SOURCE_TOKEN_ENV});"
+        " unset: prompt on a terminal",
+    )
+    add.add_argument("--token", help=argparse.SUPPRESS)  # removed: refused with the reason
     _command(actions, "list", cmd_sources_list, "list pull sources")
     remove = _command(actions, "remove", cmd_sources_remove, "remove a pull source")
     remove.add_argument("name")
@@ -403,6 +416,40 @@ def _enqueue_deliveries(settings: Settings, ids: list[str]) -> None:
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def _source_token(args: argparse.Namespace) -> str:
+    """The Unleash token from `--token-env`'s variable, else typed at a terminal prompt."""
+    if args.token is not None:
+        raise UsageError(
+            "--token was removed: a token in the command line is visible to every local user "
+            f"(ps); set {SOURCE_TOKEN_ENV} (or name another variable with --token-env), "
+            "or run on a terminal to be asked for it"
+        )
+    token = os.environ.get(args.token_env, "")
+    if token:
+        return token
+    if sys.stdin.isatty():
+        try:
+            return getpass.getpass(f"Unleash admin token for {args.name}: ")
+        except EOFError:
+            raise UsageError("no token given") from None
+    raise UsageError(
+        f"no token: set {args.token_env} in the environment (or name another variable with "
+        "--token-env), or run on a terminal to be asked for it"
+    )
+
+
+def _last_pull(client: Redis, name: str) -> str:
+    state = sources.pull_status(client, name=name)
+    if state.last_pull_at is None:
+        return "never"
+    if state.last_error is None:
+        return f"ok {_iso(state.last_pull_at)}"
+    return f"failed {_iso(state.last_pull_at)}: {state.last_error[:_ERROR_SHOWN]}"
+
+
+_ERROR_SHOWN = 120  # characters of a failed pull's error in `relay sources list`
 
 
 def _mask(secret: str) -> str:

@@ -1,11 +1,13 @@
-"""The destination guard: which webhook URLs and addresses the relay may send to.
+"""The destination guard: which URLs and addresses the relay may connect to.
 
-A subscription URL is checked when it is created or changed (`check_destination`) and
-again each time the workers open a connection (`resolve_allowed`), because DNS answers
-change between the two (rebinding). Loopback, private, link-local, shared (CGNAT),
-multicast, reserved and documentation addresses are refused, including IPv4 addresses
-smuggled inside IPv6 ones (IPv4-mapped, NAT64, 6to4), unless the settings allow private
-destinations or list the address in `allowed_destination_cidrs`.
+It guards every outbound request: webhook deliveries and pulls from Unleash servers
+(which carry an admin token). A subscription or pull-source URL is checked when it is
+created or changed (`check_destination`) and again each time the workers open a
+connection (`resolve_allowed`), because DNS answers change between the two (rebinding).
+Loopback, private, link-local, shared (CGNAT), multicast, reserved and documentation
+addresses are refused, including IPv4 addresses smuggled inside IPv6 ones (IPv4-mapped,
+NAT64, 6to4), unless the settings allow private destinations or list the address in
+`allowed_destination_cidrs`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from relay.errors import RelayError
 from relay.settings import Settings
 
 __all__ = [
+    "GUARD_HINT",
     "DestinationError",
     "UnresolvableHostError",
     "address_problem",
@@ -29,6 +32,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _SCHEMES = {"http": 80, "https": 443}
+# said after a refusal, so the operator knows the two ways to open the guard
+GUARD_HINT = (
+    "private addresses are allowed only with RELAY_ALLOW_PRIVATE_DESTINATIONS=true "
+    "or when listed in RELAY_ALLOWED_DESTINATION_CIDRS"
+)
 
 
 def _networks(*rows: tuple[str, str]) -> tuple[tuple[IPNetwork, str], ...]:
@@ -70,7 +78,7 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class DestinationError(RelayError):
-    """A webhook destination the relay refuses to send to; `reason` says why."""
+    """A destination the relay refuses to connect to; `reason` says why."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -70,7 +70,12 @@ class Settings(BaseSettings):
     unleash_token: str | None = None
     poll_interval: float = Field(default=30.0, gt=0)
     pull_connect_timeout: float = Field(default=5.0, gt=0, description="pull sources (s)")
-    pull_timeout: float = Field(default=15.0, gt=0, description="each pull request (s)")
+    pull_timeout: float = Field(
+        default=15.0, gt=0, description="each pull request, whole: a total deadline (s)"
+    )
+    pull_max_page_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="largest page of a pull, decompressed"
+    )
 
     worker_heartbeat_ttl: float = 30.0
     log_level: str = "INFO"

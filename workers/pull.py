@@ -5,6 +5,9 @@ A pull reads a source's event search newest first until it reaches the source's 
 records what it read oldest first under the source's name, so events its webhook already
 delivered with `?source=<name>` are deduped rather than recorded twice. One worker pulls
 a source at a time (a Redis lock); dedupe would make a double pull harmless anyway.
+Each page is read through `workers.unleash_client` (destination guard at connect, one
+deadline per request, a capped and streamed body); how each pull ended is kept as the
+source's status (`relay sources list`).
 """
 
 from __future__ import annotations
@@ -25,11 +28,17 @@ from relay.store import locks
 from relay.store.client import Redis, connect
 from relay.store.events import DAY_MS
 from relay.store.retention import trim_events
-from relay.store.sources import PullSource, advance_cursor, get_cursor, sources_to_pull
+from relay.store.sources import (
+    PullSource,
+    advance_cursor,
+    get_cursor,
+    record_pull,
+    sources_to_pull,
+)
 from relay.unleash import rfc3339_ms, validate_event
 from workers import enqueue, names
 from workers.celery_app import app, settings_of
-from workers.unleash_client import PullError, build_client, fetch_page
+from workers.unleash_client import PullError, PullRefusedError, build_client, fetch_page
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +82,34 @@ class PullResult:
 
 
 def pull_all(client: Redis, *, settings: Settings) -> list[PullResult]:
-    """Pull each source in turn; a source that fails is logged and does not stop the others."""
+    """Pull each source in turn; a source that fails is logged, kept in its status, and
+    does not stop the others."""
     results: list[PullResult] = []
     with build_client(settings) as http:
         for source in sources_to_pull(client, settings=settings):
             try:
-                results.append(pull_source(client, http, source=source, settings=settings))
+                result = pull_source(client, http, source=source, settings=settings)
             except (PullError, StoreError) as exc:
-                log.warning("pull of source %s failed: %s", source.name, exc)
+                _failed(client, source, exc)
+                continue
+            results.append(result)
+            if not result.locked_out:
+                _record(client, source, error=None)
     return results
+
+
+def _failed(client: Redis, source: PullSource, exc: PullError | StoreError) -> None:
+    # a refused address stays refused until someone changes the setup: say so loudly
+    level = logging.ERROR if isinstance(exc, PullRefusedError) else logging.WARNING
+    log.log(level, "pull of source %s failed: %s", source.name, exc)
+    _record(client, source, error=str(exc))
+
+
+def _record(client: Redis, source: PullSource, *, error: str | None) -> None:
+    try:
+        record_pull(client, name=source.name, at_ms=_now_ms(), error=error)
+    except StoreError as exc:
+        log.warning("could not record the pull of source %s: %s", source.name, exc)
 
 
 def pull_source(
@@ -121,7 +149,13 @@ class _Pull:
     def run(self) -> PullResult:
         offset = 0
         while True:
-            page = fetch_page(self.http, source=self.source, offset=offset, limit=PAGE_SIZE)
+            page = fetch_page(
+                self.http,
+                source=self.source,
+                offset=offset,
+                limit=PAGE_SIZE,
+                settings=self.settings,
+            )
             self._keep_lock()
             reached_seen = self._take(page.events)
             if len(self.pending) >= FLUSH_AT:

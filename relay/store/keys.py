@@ -48,6 +48,7 @@ Operations
     relay:workers                      [zset]   worker hostname, score = last heartbeat ms
     relay:sources                      [hash]   pull source name -> JSON config
     relay:source:{name}:cursor         [string] newest producer event id pulled
+    relay:source:{name}:status         [hash]   last pull: at, success at, error at, error
     relay:lock:{name}                  [string] short lock (SET NX PX)
 """
 
@@ -155,6 +156,10 @@ def rate_limit(token_id: str) -> str:
 
 def source_cursor(name: str) -> str:
     return f"{PREFIX}source:{name}:cursor"
+
+
+def source_status(name: str) -> str:
+    return f"{PREFIX}source:{name}:status"
 
 
 def lock(name: str) -> str:

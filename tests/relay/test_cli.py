@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -120,23 +123,20 @@ def test_unreachable_redis_exits_1_with_a_message(
 
 
 def test_sources_add_list_remove(
-    settings: Settings, redis_client: Redis, capsys: pytest.CaptureFixture[str]
+    settings: Settings,
+    redis_client: Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Sources added from the CLI are stored, listed with a masked token, and removed."""
+    """Sources added from the CLI (token from RELAY_SOURCE_TOKEN) are stored, listed with a
+    masked token and their last pull, and removed."""
+    # given
+    monkeypatch.setenv("RELAY_SOURCE_TOKEN", "*:*.abcdef123456")
     # when
     added, _, _ = _run(
-        [
-            "sources",
-            "add",
-            "prod",
-            "--url",
-            "https://unleash.example.com/",
-            "--token",
-            "*:*.abcdef123456",
-        ],
-        settings,
-        capsys,
+        ["sources", "add", "prod", "--url", "https://unleash.example.com/"], settings, capsys
     )
+    sources.record_pull(redis_client, name="prod", at_ms=0, error="prod: answered 401")
     listed, out, _ = _run(["sources", "list"], settings, capsys)
     # then
     assert added == listed == 0
@@ -146,6 +146,7 @@ def test_sources_add_list_remove(
     ]
     assert "prod" in out and "https://unleash.example.com" in out
     assert "abcdef123456" not in out
+    assert "LAST PULL" in out and "failed 1970-01-01T00:00:00+00:00: prod: answered 401" in out
     # when
     removed, _, _ = _run(["sources", "remove", "prod"], settings, capsys)
     again, _, err = _run(["sources", "remove", "prod"], settings, capsys)
@@ -154,15 +155,150 @@ def test_sources_add_list_remove(
     assert again == 1 and "no source prod" in err
 
 
-def test_sources_add_with_a_bad_url_exits_2_naming_the_field(
+def test_sources_add_reads_the_variable_token_env_names(
+    settings: Settings,
+    redis_client: Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--token-env NAME` takes the token from another variable."""
+    monkeypatch.setenv("PROD_UNLEASH_TOKEN", "*:*.from-my-var")
+    code, _, _ = _run(
+        [
+            "sources",
+            "add",
+            "prod",
+            "--url",
+            "https://u.example.com",
+            "--token-env",
+            "PROD_UNLEASH_TOKEN",
+        ],
+        settings,
+        capsys,
+    )
+    assert code == 0
+    assert [s.token for s in sources.list_sources(redis_client)] == ["*:*.from-my-var"]
+
+
+def test_sources_add_refuses_a_token_in_argv(
     settings: Settings, redis_client: Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A source URL that is not http(s) is refused with the reason; nothing is stored."""
+    """`--token T` (visible to every local user in ps) is refused with the way to do it now."""
     code, _, err = _run(
-        ["sources", "add", "prod", "--url", "ftp://x", "--token", "t"], settings, capsys
+        ["sources", "add", "prod", "--url", "https://u.example.com", "--token", "*:*.secret"],
+        settings,
+        capsys,
     )
     assert code == 2
+    assert "--token was removed" in err and "RELAY_SOURCE_TOKEN" in err
+    assert "*:*.secret" not in err
+    assert sources.list_sources(redis_client) == []
+
+
+def test_sources_add_without_a_token_off_a_terminal_exits_2(
+    settings: Settings,
+    redis_client: Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No variable and no terminal to ask on: a usage error naming the variable."""
+    monkeypatch.delenv("RELAY_SOURCE_TOKEN", raising=False)
+    code, _, err = _run(
+        ["sources", "add", "prod", "--url", "https://u.example.com"], settings, capsys
+    )
+    assert code == 2
+    assert "no token: set RELAY_SOURCE_TOKEN" in err
+    assert sources.list_sources(redis_client) == []
+
+
+def test_sources_add_asks_for_the_token_on_a_terminal(
+    settings: Settings, redis_client: Redis, tmp_path: Path
+) -> None:
+    """On a terminal, the token is typed at a prompt (not echoed), never in argv."""
+    # given: the CLI in a child process whose stdin is a pseudo-terminal
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "RELAY_SOURCE_TOKEN"}
+    env["RELAY_REDIS_URL"] = settings.require_redis_url()
+    env["RELAY_ALLOW_PRIVATE_DESTINATIONS"] = "true"
+    argv = [
+        sys.executable,
+        "-m",
+        "relay.cli",
+        "sources",
+        "add",
+        "prod",
+        "--url",
+        "https://u.example.com",
+    ]
+    # a session of its own: no controlling terminal, so getpass uses stdin, the pty
+    child = subprocess.Popen(
+        argv,
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    try:
+        # when: typed once the prompt shows (getpass flushes what was typed before)
+        prompt = _read_until(child, b"Unleash admin token for prod: ", timeout=60)
+        os.write(controller, b"*:*.typed-token\n")
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+        os.close(controller)
+    # then
+    assert child.returncode == 0, prompt + err
+    assert b"typed-token" not in out + err
+    assert [s.token for s in sources.list_sources(redis_client)] == ["*:*.typed-token"]
+
+
+def _read_until(child: subprocess.Popen[bytes], wanted: bytes, *, timeout: float) -> bytes:
+    """What the child wrote to stderr up to and including `wanted`."""
+    assert child.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        ready, _, _ = select.select([child.stderr], [], [], deadline - time.monotonic())
+        chunk = os.read(child.stderr.fileno(), 1024) if ready else b""
+        assert chunk, f"no prompt; the child wrote {seen!r}"
+        seen += chunk
+    return seen
+
+
+def test_sources_add_with_a_bad_url_exits_2_naming_the_field(
+    settings: Settings,
+    redis_client: Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A source URL that is not http(s) is refused with the reason; nothing is stored."""
+    monkeypatch.setenv("RELAY_SOURCE_TOKEN", "t")
+    code, _, err = _run(["sources", "add", "prod", "--url", "ftp://x"], settings, capsys)
+    assert code == 2
     assert "url: must be an http(s) URL" in err
+    assert sources.list_sources(redis_client) == []
+
+
+def test_sources_add_of_a_loopback_url_exits_2_under_the_default_guard(
+    settings: Settings,
+    redis_client: Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The destination guard refuses 127.0.0.1 (an Unleash token must not go there)."""
+    monkeypatch.setenv("RELAY_SOURCE_TOKEN", "t")
+    strict = settings.model_copy(update={"allow_private_destinations": False})
+    code, _, err = _run(
+        ["sources", "add", "prod", "--url", "http://127.0.0.1:4242"], strict, capsys
+    )
+    assert code == 2
+    assert "refused by the destination guard" in err
+    assert "url: 127.0.0.1 is a loopback address" in err
     assert sources.list_sources(redis_client) == []
 
 

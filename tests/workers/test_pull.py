@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class FakeUnleash:
     status: int = 200
     delay: float = 0.0
     send_total: bool = True
+    encoding: str = "identity"  # gzip, deflate (zlib) or raw-deflate, as servers send them
+    accept_encodings: list[str | None] = field(default_factory=list)  # of every search request
 
     def search(self, offset: int, limit: int) -> dict[str, Any]:
         newest_first = self.events[::-1]
@@ -65,13 +68,16 @@ def _handler(fake: FakeUnleash) -> type[BaseHTTPRequestHandler]:
             else:
                 offset, limit = int(query["offset"][0]), int(query["limit"][0])
                 fake.offsets.append(offset)
+                fake.accept_encodings.append(self.headers.get("Accept-Encoding"))
                 time.sleep(fake.delay)
                 self._answer(fake.status, fake.search(offset, limit))
 
         def _answer(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
+            data = _encode(json.dumps(body).encode(), fake.encoding)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            if fake.encoding != "identity":
+                self.send_header("Content-Encoding", fake.encoding.removeprefix("raw-"))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -80,6 +86,14 @@ def _handler(fake: FakeUnleash) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def _encode(data: bytes, encoding: str) -> bytes:
+    if encoding == "identity":
+        return data
+    wbits = {"gzip": 31, "deflate": 15, "raw-deflate": -15}[encoding]
+    compressor = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return compressor.compress(data) + compressor.flush()
 
 
 @pytest.fixture
@@ -252,9 +266,12 @@ def test_an_unreachable_or_refusing_source_fails_alone(
 ) -> None:
     """A 401 from one source is logged; the next source is still pulled; no cursor moves."""
     # given
-    sources.add_source(redis_client, name="dead", url="http://127.0.0.1:9", token="t")
-    sources.add_source(redis_client, name="refusing", url=fake_unleash.url, token="wrong")
-    sources.add_source(redis_client, name="zz-good", url=fake_unleash.url, token=TOKEN)
+    for name, url, token in [
+        ("dead", "http://127.0.0.1:9", "t"),
+        ("refusing", fake_unleash.url, "wrong"),
+        ("zz-good", fake_unleash.url, TOKEN),
+    ]:
+        sources.add_source(redis_client, name=name, url=url, token=token, settings=pull_settings)
     # when
     results = pull_all(
         redis_client, settings=pull_settings.model_copy(update={"unleash_url": None})
@@ -265,6 +282,26 @@ def test_an_unreachable_or_refusing_source_fails_alone(
     assert "dead" in caplog.text
     assert sources.get_cursor(redis_client, name="refusing") is None
     assert _producer_ids(redis_client, "zz-good") == [e["id"] for e in fake_unleash.events]
+    # and each source's status says how its pull went
+    refusing = sources.pull_status(redis_client, name="refusing")
+    assert refusing.last_error is not None and "answered 401" in refusing.last_error
+    assert "unauthorized" in refusing.last_error
+    assert sources.pull_status(redis_client, name="dead").last_error is not None
+    good = sources.pull_status(redis_client, name="zz-good")
+    assert good.last_error is None and good.last_success_at is not None
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate"])
+def test_a_compressed_feed_is_read(
+    redis_client: Redis, pull_settings: Settings, fake_unleash: FakeUnleash, encoding: str
+) -> None:
+    """relay asks for gzip or deflate, and reads each (zlib-wrapped or raw deflate)."""
+    fake_unleash.encoding = encoding
+    _more_events(fake_unleash, PAGE_SIZE)
+    [result] = pull_all(redis_client, settings=pull_settings)
+    assert set(fake_unleash.accept_encodings) == {"gzip, deflate"}
+    assert result.recorded == len(fake_unleash.events)
+    assert _producer_ids(redis_client) == [e["id"] for e in fake_unleash.events]
 
 
 def test_an_invalid_event_in_the_feed_is_skipped(
