@@ -211,15 +211,16 @@ def validate_event(raw: object) -> dict[str, Any]:
 # Which bytes could spell a number no 64-bit float holds (above 1.8e308): an exponent
 # of three digits or more, or a run of 200 digits (an exponent below 100 on fewer than
 # 200 digits before the point stays under 1e299). Every body is tested, so the test is
-# a translate and substring searches in C; only a hit makes the events be walked.
-_NUMBER_SHAPE: Final = bytes.maketrans(b"123456789E-", b"000000000e+")
+# a translate and two substring searches in C (signs dropped: `e+400` reads `e400`),
+# about 1 us per 400 bytes; only a hit makes the events be walked.
+_NUMBER_SHAPE: Final = bytes.maketrans(b"123456789E", b"000000000e")
 _DIGIT_RUN: Final = b"0" * 200
 _OUT_OF_RANGE: Final = "number out of range: JSON numbers must fit a 64-bit float"
 
 
 def _may_overflow(body: bytes) -> bool:
-    shape = body.translate(_NUMBER_SHAPE)
-    return b"e000" in shape or b"e+000" in shape or _DIGIT_RUN in shape
+    shape = body.translate(_NUMBER_SHAPE, b"+-")
+    return b"e000" in shape or _DIGIT_RUN in shape
 
 
 def _refuse_out_of_range(events: list[dict[str, Any]], *, batch: bool) -> None:
