@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 
 from relay import __version__, replay_progress, status
@@ -25,7 +26,7 @@ from relay.errors import ConflictError, InvalidRequestError, NotFoundError, Rela
 from relay.logs import configure_logging
 from relay.metrics import MULTIPROCESS_ENV
 from relay.replay import replay
-from relay.settings import Settings, parse_duration
+from relay.settings import Settings, parse_duration, settings_problems
 from relay.stack import (
     BEAT_SCHEDULE_FILE,
     REDIS_URL_FILE,
@@ -327,8 +328,13 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
     """Run one command; `settings` default to the `RELAY_*` environment."""
     args = parse_args(argv)
     try:
+        settings = settings or Settings()
+    except ValidationError as exc:  # a bad RELAY_* variable: say which, without its value
+        print(f"relay: {settings_problems(exc)}", file=sys.stderr)
+        return 2
+    try:
         handler: Command = args.handler
-        return handler(args, settings or Settings())
+        return handler(args, settings)
     except UsageError as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2

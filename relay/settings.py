@@ -8,11 +8,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+# an API token as a header carries it: printable ASCII, no spaces (relay/api/deps.py)
+_TOKEN = re.compile(r"[\x21-\x7e]{1,1024}")
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -65,6 +67,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="largest request body")
     rate_limit_per_second: float = Field(default=0.0, description="per token; 0 = off")
     rate_limit_burst: int = Field(default=100, ge=1)
+    auth_failure_limit: int = Field(
+        default=100, ge=0, description="failed authentications per client address per window"
+    )
+    auth_failure_window: Annotated[float, NoDecode] = Field(
+        default=60.0, gt=0, description="window of auth_failure_limit (duration)"
+    )
+    max_connections: int = Field(default=1000, ge=1, description="open connections per API process")
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, description="request line + headers")
+    header_timeout: Annotated[float, NoDecode] = Field(
+        default=10.0, gt=0, description="to send a request's line and headers (duration)"
+    )
+    body_timeout: Annotated[float, NoDecode] = Field(
+        default=30.0, gt=0, description="to send a request's whole body (duration)"
+    )
 
     unleash_url: str | None = Field(default=None, description="Unleash server to pull events")
     unleash_token: str | None = None
@@ -88,10 +104,24 @@ class Settings(BaseSettings):
             return [parse_duration(item) for item in items]
         return items
 
-    @field_validator("disable_after", mode="before")
+    @field_validator(
+        "disable_after", "auth_failure_window", "header_timeout", "body_timeout", mode="before"
+    )
     @classmethod
-    def _parse_disable_after(cls, value: object) -> object:
+    def _parse_durations(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: str | None) -> str | None:
+        # it is compared with what clients send in a header: bytes a header cannot carry
+        # (or that the relay's token parsing treats as separators) make a token nobody can use
+        if value is not None and not _TOKEN.fullmatch(value):
+            raise ValueError(
+                "must be 1 to 1024 printable ASCII characters without spaces (e.g. "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'), or unset"
+            )
+        return value
 
     @field_validator("critical_environments", mode="before")
     @classmethod
@@ -116,6 +146,17 @@ class Settings(BaseSettings):
         if not self.redis_url:
             raise RuntimeError("RELAY_REDIS_URL is not set (only `relay up` starts Redis itself)")
         return self.redis_url
+
+
+def settings_problems(error: ValidationError) -> str:
+    """What is wrong with the `RELAY_*` variables, one line each, without their values
+    (pydantic's own text repeats them, and one may be a secret)."""
+    lines = []
+    for problem in error.errors():
+        name = "RELAY_" + "_".join(str(part) for part in problem["loc"]).upper()
+        reason = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {reason}")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,11 @@ from relay import __version__
 from relay.api import ingest, ingest_writer
 from relay.api.errors import register_error_handlers
 from relay.api.ingest import IngestFastPath
-from relay.api.middleware import BodyLimitMiddleware, RateLimitHeadersMiddleware
+from relay.api.middleware import (
+    BodyLimitMiddleware,
+    RateLimitHeadersMiddleware,
+    TokenFirstMiddleware,
+)
 from relay.api.request_metrics import RequestMetricsMiddleware, all_routes
 from relay.api.routes import (
     client_metrics,
@@ -54,7 +58,11 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
     for module in routers:
         app.include_router(module.router)
     _document_validation_as_400(app)
-    app.add_middleware(IngestFastPath, route=_route(app, "POST", ingest.PATH))  # innermost
+    # innermost first. Tokens are checked before bodies are read: TokenFirstMiddleware for
+    # the routes, IngestFastPath itself for POST /api/events; the body limit refuses only
+    # when a body is read, so a stranger gets 401 rather than 413
+    app.add_middleware(TokenFirstMiddleware)
+    app.add_middleware(IngestFastPath, route=_route(app, "POST", ingest.PATH))
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)  # outermost: times every answer, 413s too

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
+from relay.api.auth_failures import auth_failures_of, client_address
+from relay.api.token_cache import token_cache_of
 from relay.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from relay.settings import Settings
 from relay.store import ratelimit, tokens
 from relay.store.client import Redis
-from relay.store.tokens import Capability, Role, TokenInfo
+from relay.store.tokens import CAPABILITIES, Capability, Role, TokenInfo
 
 # declared so /docs and /openapi.json show the scheme; we parse the header ourselves
 _api_key = APIKeyHeader(name="Authorization", auto_error=False, scheme_name="ApiKey")
@@ -36,11 +39,26 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Redis, Depends(get_redis)]
 
 
+MAX_TOKEN_CHARS: Final = 1024  # the longest token accepted (RELAY_ADMIN_TOKEN's bound too)
+# what a token may contain: printable ASCII without spaces. Anything else (latin-1 bytes a
+# header decodes to, UTF-8) cannot be a token and is refused before it is compared or hashed
+_WELL_FORMED: Final = re.compile(rf"[\x21-\x7e]{{1,{MAX_TOKEN_CHARS}}}")
+_MISSING = "missing Authorization header (a relay API token)"
+_MALFORMED = "malformed access token (printable ASCII without spaces, at most 1024 characters)"
+# set in the request's state by a token check made before the route (TokenFirstMiddleware)
+_CHECKED = "relay_checked_token"
+
+
 def _secret_from(header: str | None) -> str:
-    if not header or not header.strip():
-        raise UnauthorizedError("missing Authorization header (a relay API token)")
-    scheme, _, rest = header.strip().partition(" ")
-    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else header.strip()
+    """The token an `Authorization` header presents, bare or as `Bearer <token>`; 401 when
+    there is none (which does not count as a failed authentication)."""
+    text = (header or "").strip()
+    scheme, _, rest = text.partition(" ")
+    if scheme.lower() == "bearer":
+        text = rest.strip()
+    if not text:
+        raise UnauthorizedError(_MISSING)
+    return text
 
 
 # async with its Redis calls made in place: each is one short round trip (a Lua script),
@@ -52,28 +70,59 @@ async def authenticate(
     header: Annotated[str | None, Depends(_api_key)],
 ) -> TokenInfo:
     """The caller's token, or 401; applies the per-token rate limit when it is on."""
+    checked: TokenInfo | None = request.scope.get("state", {}).get(_CHECKED)
+    if checked is not None:  # checked (and counted by the rate limit) before the body was read
+        return checked
     return _authenticated(request, client, settings, header)
+
+
+def check_before_body(request: Request, capability: Capability | None) -> TokenInfo:
+    """The token check of a route's dependencies, made before its body is read; the
+    dependencies then take this result instead of checking (and counting) again."""
+    state = request.app.state
+    info = _authenticated(
+        request, state.redis, state.settings, request.headers.get("authorization")
+    )
+    if capability is not None and not info.can(capability):
+        raise refusal(info.role.value, capability)
+    request.scope.setdefault("state", {})[_CHECKED] = info
+    return info
 
 
 def _authenticated(
     request: Request, client: Redis, settings: Settings, header: str | None
 ) -> TokenInfo:
+    failures = auth_failures_of(request.app.state)
+    address = client_address(request.scope)
+    failures.check(address)
     secret = _secret_from(header)
-    if _is_bootstrap(secret, settings):
-        info = TokenInfo(id=tokens.BOOTSTRAP_ID, name="bootstrap", role=Role.ADMIN, created_at=0)
-    else:
-        found = tokens.find_token(client, secret=secret)
-        if found is None:
-            raise UnauthorizedError("invalid or revoked access token")
-        info = found
+    try:
+        info = _token_info(client, settings, secret)
+    except UnauthorizedError:
+        failures.failed(client, address)
+        raise
     request.state.token = info
     if settings.rate_limit_per_second > 0:
         _limit(request, client, settings, info)
     return info
 
 
+def _token_info(client: Redis, settings: Settings, secret: str) -> TokenInfo:
+    if not _WELL_FORMED.fullmatch(secret):
+        raise UnauthorizedError(_MALFORMED)
+    if _is_bootstrap(secret, settings):
+        return TokenInfo(id=tokens.BOOTSTRAP_ID, name="bootstrap", role=Role.ADMIN, created_at=0)
+    found = tokens.find_token(client, secret=secret)
+    if found is None:
+        raise UnauthorizedError("invalid or revoked access token")
+    return found
+
+
 def _is_bootstrap(secret: str, settings: Settings) -> bool:
-    return bool(settings.admin_token) and hmac.compare_digest(secret, settings.admin_token or "")
+    # both ASCII (checked above and by the settings' validator); bytes all the same, so
+    # that nothing a header can carry makes compare_digest raise
+    admin = settings.admin_token
+    return bool(admin) and hmac.compare_digest(secret.encode(), (admin or "").encode())
 
 
 def _limit(request: Request, client: Redis, settings: Settings, info: TokenInfo) -> None:
@@ -116,6 +165,7 @@ def require(capability: Capability) -> Callable[[TokenInfo], Awaitable[TokenInfo
             raise refusal(token.role.value, capability)
         return token
 
+    CAPABILITY_OF[check] = capability
     return check
 
 
@@ -124,7 +174,8 @@ async def _ingest_token(
 ) -> TokenInfo:
     # the same checks as require(INGEST), resolved as one dependency rather than a chain
     # of four: FastAPI's dependency solving is a large share of an ingest request's CPU
-    return _ingest_token_now(request, header)
+    checked: TokenInfo | None = request.scope.get("state", {}).get(_CHECKED)
+    return checked if checked is not None else _ingest_token_now(request, header)
 
 
 def _ingest_token_now(request: Request, header: str | None) -> TokenInfo:
@@ -139,9 +190,11 @@ def _ingest_token_now(request: Request, header: str | None) -> TokenInfo:
 class IngestCaller:
     """Who posts events: a token checked here already, or one the record script checks.
 
-    `POST /api/events` leaves the token check to the script that records the events
-    (relay/api/ingest.py), saving a Redis round trip per request. The bootstrap admin token
-    (not in Redis) and any token while the rate limit is on are checked here, as elsewhere.
+    `POST /api/events` leaves the authoritative token check to the script that records the
+    events (relay/api/ingest.py), saving a Redis round trip per request; before the body is
+    read, a token is only looked up when this process has not seen it lately (token_cache.py).
+    The bootstrap admin token (not in Redis) and any token while the rate limit is on are
+    checked here, as elsewhere.
     """
 
     secret: str
@@ -157,12 +210,32 @@ class IngestCaller:
 
 
 def ingest_caller(request: Request, header: str | None) -> IngestCaller:
-    """The caller of `POST /api/events`: 401 without a token; checked here only if it must be."""
-    settings: Settings = request.app.state.settings
+    """The caller of `POST /api/events`, before its body is read: 401/403 for a token that
+    is missing, malformed, unknown or may not ingest; 429 for a throttled address."""
+    state = request.app.state
+    settings: Settings = state.settings
     secret = _secret_from(header)
     if _is_bootstrap(secret, settings) or settings.rate_limit_per_second > 0:
         return IngestCaller(secret, _ingest_token_now(request, header), "")
-    return IngestCaller(secret, None, tokens.hash_key(secret))
+    failures = auth_failures_of(state)
+    address = client_address(request.scope)
+    failures.check(address)
+    if not _WELL_FORMED.fullmatch(secret):
+        failures.failed(state.redis, address)
+        raise UnauthorizedError(_MALFORMED)
+    hash_key = tokens.hash_key(secret)
+    cache = token_cache_of(state)
+    role = cache.role(hash_key)
+    if role is None:
+        found = tokens.find_token(state.redis, secret=secret)
+        if found is None:
+            failures.failed(state.redis, address)
+            raise refusal(None, Capability.INGEST)
+        role = found.role
+        cache.remember(hash_key, role)
+    if Capability.INGEST not in CAPABILITIES[role]:
+        raise refusal(role.value, Capability.INGEST)
+    return IngestCaller(secret, None, hash_key)
 
 
 async def _ingest_caller(
@@ -170,6 +243,15 @@ async def _ingest_caller(
 ) -> IngestCaller:
     return ingest_caller(request, header)
 
+
+# what a route's dependencies ask of its caller's token, for the check made before the
+# body is read (TokenFirstMiddleware): a capability, or any valid token (None)
+CAPABILITY_OF: dict[Callable[..., Any], Capability | None] = {
+    authenticate: None,
+    _ingest_token: Capability.INGEST,
+}
+# dependencies that check the token themselves before reading the body
+SELF_CHECKED: frozenset[Callable[..., Any]] = frozenset({_ingest_caller})
 
 IngestDep = Annotated[TokenInfo, Depends(_ingest_token)]
 IngestCallerDep = Annotated[IngestCaller, Depends(_ingest_caller)]

@@ -90,15 +90,19 @@ class IngestFastPath:
         scope["route"] = self.route
         request = Request(scope, receive)
         try:
+            # the token before the body: a stranger's body is never read
             caller = ingest_caller(request, _header(scope, b"authorization"))
+        except Exception as exc:
+            await _answer_error(request, exc, send, close=True)
+            return
+        try:
             source = _query_value(scope, "source")
             body = await request.body()
             answer = await record_posted(scope["app"].state, caller, source=source, body=body)
         except BodyTooLargeError:
             raise  # the body-limit middleware answers 413
-        except Exception as exc:  # answered as the app's error handlers would
-            response = await error_response(request, exc)
-            await response(scope, receive, send)
+        except Exception as exc:
+            await _answer_error(request, exc, send, close=False)
             return
         await send(
             {
@@ -111,6 +115,15 @@ class IngestFastPath:
             }
         )
         await send({"type": "http.response.body", "body": answer})
+
+
+async def _answer_error(request: Request, exc: Exception, send: Send, *, close: bool) -> None:
+    """Answer `exc` as the app's error handlers would; `close` when the body was not read
+    (a sender still sending it would hold the connection)."""
+    response = await error_response(request, exc)
+    if close:
+        response.headers["connection"] = "close"
+    await response(request.scope, request.receive, send)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -43,6 +43,8 @@ Access (owner: relay/store/tokens.py)
     relay:token:{id}                   [hash]   name, role, hash, createdAt
     relay:token:hash:{sha256}          [string] token id for a hashed secret
     relay:ratelimit:{token}            [hash]   token bucket: tokens, ts
+    relay:authfail:{address}           [string] failed authentications from a client address
+                                                in the current window (TTL = the window)
 
 Operations
     relay:workers                      [zset]   worker hostname, score = last heartbeat ms
@@ -152,6 +154,10 @@ def token_hash(digest: str) -> str:
 
 def rate_limit(token_id: str) -> str:
     return f"{PREFIX}ratelimit:{token_id}"
+
+
+def auth_failures(address: str) -> str:
+    return f"{PREFIX}authfail:{address}"
 
 
 def source_cursor(name: str) -> str:

@@ -1,0 +1,88 @@
+"""Failed authentications, throttled per client address.
+
+Tokens are long random secrets, but the bootstrap admin token is whatever the operator
+chose, and every failed attempt costs a Redis lookup. After `RELAY_AUTH_FAILURE_LIMIT`
+failures from one address in a `RELAY_AUTH_FAILURE_WINDOW`, that address gets 429 until
+the window ends, whatever token it sends: a right guess must not look different from a
+wrong one. The count is in Redis (one call per failure, none per success), so every API
+process adds to it; each process remembers the addresses it saw go over the limit, so
+that a blocked address costs no Redis call at all. A request without any token (a
+misconfigured client, not a guess) is not counted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Final
+
+from starlette.types import Scope
+
+from relay.errors import RateLimitedError
+from relay.settings import Settings
+from relay.store import ratelimit
+from relay.store.client import Redis
+
+# addresses remembered as blocked per process; past this the expired ones are dropped,
+# then the oldest (a flood of addresses must not grow the process without bound)
+MAX_BLOCKED: Final = 10_000
+
+
+class AuthFailures:
+    """One API process's view of which client addresses are blocked."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.limit = settings.auth_failure_limit
+        self.window_ms = int(settings.auth_failure_window * 1000)
+        self._blocked: dict[str, float] = {}  # address -> monotonic time the block ends
+
+    def check(self, address: str) -> None:
+        """429 if `address` is blocked (no I/O)."""
+        until = self._blocked.get(address)
+        if until is None:
+            return
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._blocked[address]
+            return
+        raise _blocked_error(left)
+
+    def failed(self, client: Redis, address: str) -> None:
+        """Count a failed authentication from `address`; block it once over the limit."""
+        if self.limit <= 0:
+            return
+        seen = ratelimit.count_failure(client, address=address, window_ms=self.window_ms)
+        if seen.count >= self.limit:
+            self._block(address, seen.window_left_ms / 1000)
+
+    def _block(self, address: str, seconds: float) -> None:
+        if len(self._blocked) >= MAX_BLOCKED:
+            now = time.monotonic()
+            self._blocked = {a: t for a, t in self._blocked.items() if t > now}
+            while len(self._blocked) >= MAX_BLOCKED:
+                del self._blocked[next(iter(self._blocked))]
+        self._blocked.pop(address, None)
+        self._blocked[address] = time.monotonic() + seconds
+
+
+def _blocked_error(seconds: float) -> RateLimitedError:
+    retry_after = max(1, math.ceil(seconds))
+    return RateLimitedError(
+        f"too many failed authentications from this address; retry in {retry_after}s",
+        retry_after=retry_after,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def client_address(scope: Scope) -> str:
+    """The caller's address as the server saw it (after trusted proxy headers)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def auth_failures_of(state: Any) -> AuthFailures:
+    """The app's tracker (`app.state`), made on first use."""
+    tracker: AuthFailures | None = getattr(state, "auth_failures", None)
+    if tracker is None:
+        tracker = state.auth_failures = AuthFailures(state.settings)
+    return tracker
