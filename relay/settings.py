@@ -93,6 +93,16 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024, ge=1024, description="largest page of a pull, decompressed"
     )
 
+    # subscriptions (writers): every one is matched against every event, listed to readers
+    max_subscriptions: int = Field(default=10_000, ge=1, description="subscriptions in all")
+    max_statements: int = Field(default=100, ge=1, description="policy statements per subscription")
+    max_policy_entries: int = Field(
+        default=1000, ge=1, description="resources + actions (and not-) of all its statements"
+    )
+    max_subscription_bytes: int = Field(
+        default=64 * 1024, ge=4096, description="a subscription's document as JSON, also mid-patch"
+    )
+
     worker_heartbeat_ttl: float = 30.0
     log_level: str = "INFO"
 

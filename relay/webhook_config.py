@@ -2,9 +2,13 @@
 
 A config has four fields: `url` (http or https), `secret` (Standard Webhooks form:
 `whsec_` + base64 of 24 to 64 bytes; generated when absent), `format` (`unleash` or
-`launchdarkly`) and `headers` (static headers added to every delivery). Secrets and
-credential-like header values are masked in every answer; writing a masked value back
-unchanged keeps the stored one, so a client can GET, edit and PUT back a whole config.
+`launchdarkly`) and `headers` (static headers added to every delivery).
+
+Every header value is a credential, as are the secret and the values of the URL's query:
+each is shown as `MASK` in every answer, to every role. Writing `MASK` back keeps the value
+stored under that same name, so a client can GET, edit and PUT back a whole config; but a
+stored value never follows the URL to another origin (scheme, host, port): moving it means
+giving the headers and query values again in the same request.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from relay.errors import FieldProblem, InvalidRequestError
 
@@ -24,12 +28,19 @@ INTEGRATION_KEY = "webhook"
 FORMATS = ("unleash", "launchdarkly")
 SECRET_PREFIX = "whsec_"
 FIELDS = ("url", "secret", "format", "headers")
+# what every credential looks like in an answer: nothing of the value, not even its length
+MASK = "********"
+
+MAX_URL = 2048
+MAX_HEADERS = 20
+MAX_HEADER_NAME = 256
+MAX_HEADER_VALUE = 1024
 
 _SECRET_BYTES = (24, 64)
-_MAX_URL = 2048
-_MAX_HEADERS = 20
-_MAX_HEADER_VALUE = 1024
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# RFC 9110: a field name is a token; a value is visible ASCII with spaces and tabs inside.
+# The sender (workers/lean_http.py) writes headers as ASCII and refuses anything else.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?")
 # The relay sets these itself (framing, body, signature); a static copy would break delivery.
 _REFUSED_HEADERS = frozenset(
     {
@@ -40,19 +51,19 @@ _REFUSED_HEADERS = frozenset(
         "transfer-encoding",
         "connection",
         "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
         "te",
         "trailer",
         "upgrade",
+        "http2-settings",
         "expect",
         "accept-encoding",
         "x-ld-signature",
     }
 )
-_REFUSED_PREFIXES = ("webhook-", "x-relay-")
-_SENSITIVE = re.compile(r"auth|token|secret|key|password|cookie|signature", re.IGNORECASE)
+_REFUSED_PREFIXES = ("webhook-", "x-relay-", "proxy-")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int | None]
 
 
 @dataclass(frozen=True)
@@ -68,24 +79,38 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def mask(value: str) -> str:
-    """`whsec_abcd...wxyz` -> `whse****...wxyz`: first and last 4 characters kept."""
-    if len(value) <= 8:
-        return "*" * len(value)
-    return value[:4] + "*" * (len(value) - 8) + value[-4:]
-
-
 def masked_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config as shown to clients: secret and credential-like header values masked."""
+    """The config as shown to clients: secret, header values and URL query values masked."""
     shown = dict(config)
-    if isinstance(shown.get("secret"), str):
-        shown["secret"] = mask(shown["secret"])
+    if shown.get("secret"):
+        shown["secret"] = MASK
+    if isinstance(shown.get("url"), str):
+        shown["url"] = masked_url(shown["url"])
     headers = shown.get("headers")
     if isinstance(headers, dict):
-        shown["headers"] = {
-            name: mask(value) if _is_sensitive(name) else value for name, value in headers.items()
-        }
+        shown["headers"] = dict.fromkeys(headers, MASK)
     return shown
+
+
+def masked_url(url: str) -> str:
+    """`https://h/x?team=ops&code=s3cr3t` -> `https://h/x?team=********&code=********`."""
+    main, hash_sign, fragment = url.partition("#")
+    base, question, query = main.partition("?")
+    if not question:
+        return url
+    parts = [_masked_part(part) for part in query.split("&")]
+    return f"{base}?{'&'.join(parts)}{hash_sign}{fragment}"
+
+
+def credentials(config: Mapping[str, Any]) -> list[str]:
+    """Every stored value that answers must never show: secret, header and query values."""
+    found = [str(v) for v in (config.get("headers") or {}).values() if v]
+    if config.get("secret"):
+        found.append(str(config["secret"]))
+    url = config.get("url")
+    if isinstance(url, str):
+        found += [_part_value(part) for part in _query_parts(url)]
+    return [value for value in found if value]
 
 
 def validate_config(raw: Any, *, stored: Mapping[str, Any] | None = None) -> WebhookConfig:
@@ -102,10 +127,13 @@ def validate_config(raw: Any, *, stored: Mapping[str, Any] | None = None) -> Web
                     f"config.{name}", f"unknown field; expected one of {', '.join(FIELDS)}"
                 )
             )
-    url = _url(raw.get("url"), problems)
+    stored_url = _stored_url(stored)
+    url = _url(raw.get("url"), stored_url, problems)
     secret, generated = _secret(raw.get("secret"), stored, problems)
     fmt = _format(raw.get("format", FORMATS[0]), problems)
-    headers = _headers(raw.get("headers", {}), stored, problems)
+    headers, carried = _headers(raw.get("headers", {}), stored, problems)
+    if url and stored_url and carried:
+        _refuse_carried(carried, url, stored_url, problems)
     if problems:
         summary = "; ".join(f"{p.attribute}: {p.reason}" for p in problems[:5])
         raise InvalidRequestError(f"invalid config: {summary}", problems)
@@ -113,12 +141,30 @@ def validate_config(raw: Any, *, stored: Mapping[str, Any] | None = None) -> Web
     return WebhookConfig(config=config, secret_generated=generated)
 
 
-def _url(value: Any, problems: list[FieldProblem]) -> str:
+def origin(url: str) -> Origin:
+    """(scheme, host, port) of a valid URL, default ports made explicit."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _stored_url(stored: Mapping[str, Any] | None) -> str | None:
+    url = stored.get("url") if stored else None
+    return url if isinstance(url, str) and url else None
+
+
+def _url(value: Any, stored_url: str | None, problems: list[FieldProblem]) -> str:
     reason = _url_problem(value)
-    if reason is not None:
-        problems.append(FieldProblem("config.url", reason))
-        return ""
-    return str(value)
+    if reason is None:
+        unmasked = _unmasked_url(str(value), stored_url)
+        if unmasked is not None:
+            return unmasked
+        reason = (
+            f"a query value is {MASK}: stored query values stay with the URL they were given "
+            "for; give them in full"
+        )
+    problems.append(FieldProblem("config.url", reason))
+    return ""
 
 
 def _url_problem(value: Any) -> str | None:
@@ -126,21 +172,66 @@ def _url_problem(value: Any) -> str | None:
         return "is required"
     if not isinstance(value, str):
         return "must be a string"
-    if len(value) > _MAX_URL or value != value.strip() or any(c.isspace() for c in value):
-        return f"must be a URL without spaces, at most {_MAX_URL} characters"
+    if len(value) > MAX_URL or value != value.strip() or any(c.isspace() for c in value):
+        return f"must be a URL without spaces, at most {MAX_URL} characters"
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - parsing the port is what validates it
     except ValueError as exc:
         return f"is not a valid URL: {exc}"
-    if parts.scheme.lower() not in ("http", "https"):
+    if parts.scheme.lower() not in _DEFAULT_PORTS:
         return "must be an http or https URL"
     if not parts.hostname:
         return "must have a host"
     if parts.username is not None or parts.password is not None:
-        # answers show the URL in clear; credentials belong in masked headers
         return "must not contain credentials; send them in config.headers"
     return None
+
+
+def _unmasked_url(url: str, stored_url: str | None) -> str | None:
+    """`url` with masked query values taken from `stored_url`; None when that is not allowed."""
+    main, hash_sign, fragment = url.partition("#")
+    base, question, query = main.partition("?")
+    parts = query.split("&") if question else []
+    if not any(_is_masked(part) for part in parts):
+        return url
+    if stored_url is None or origin(url) != origin(stored_url):
+        return None
+    stored_parts = _query_parts(stored_url)
+    resolved: list[str] = []
+    for index, part in enumerate(parts):
+        if _is_masked(part):
+            if index >= len(stored_parts) or _part_name(stored_parts[index]) != _part_name(part):
+                return None
+            part = stored_parts[index]
+        resolved.append(part)
+    return f"{base}?{'&'.join(resolved)}{hash_sign}{fragment}"
+
+
+def _query_parts(url: str) -> list[str]:
+    _, question, query = url.partition("#")[0].partition("?")
+    return query.split("&") if question else []
+
+
+def _part_name(part: str) -> str | None:
+    name, equals, _ = part.partition("=")
+    return name if equals else None  # a bare part (`?token`) is all value
+
+
+def _part_value(part: str) -> str:
+    name, equals, value = part.partition("=")
+    return value if equals else name
+
+
+def _masked_part(part: str) -> str:
+    name = _part_name(part)
+    if not _part_value(part):
+        return part
+    return MASK if name is None else f"{name}={MASK}"
+
+
+def _is_masked(part: str) -> bool:
+    return unquote(_part_value(part)) == MASK
 
 
 def _secret(
@@ -149,7 +240,7 @@ def _secret(
     if value is None:
         return generate_secret(), True
     stored_secret = stored.get("secret") if stored else None
-    if isinstance(stored_secret, str) and value == mask(stored_secret):
+    if isinstance(stored_secret, str) and stored_secret and value == MASK:
         return stored_secret, False
     if not isinstance(value, str) or not _is_secret(value):
         low, high = _SECRET_BYTES
@@ -183,42 +274,67 @@ def _format(value: Any, problems: list[FieldProblem]) -> str:
 
 def _headers(
     value: Any, stored: Mapping[str, Any] | None, problems: list[FieldProblem]
-) -> dict[str, str]:
+) -> tuple[dict[str, str], list[str]]:
+    """The headers with masks resolved, and the names whose stored value was carried over."""
     if not isinstance(value, Mapping):
         problems.append(FieldProblem("config.headers", "must be an object of strings"))
-        return {}
-    if len(value) > _MAX_HEADERS:
-        problems.append(FieldProblem("config.headers", f"at most {_MAX_HEADERS} headers"))
-    stored_headers = stored.get("headers", {}) if stored else {}
+        return {}, []
+    if len(value) > MAX_HEADERS:
+        problems.append(
+            FieldProblem("config.headers", f"{len(value)} headers; at most {MAX_HEADERS}")
+        )
+        return {}, []
+    stored_headers = (stored.get("headers") or {}) if stored else {}
+    by_name = {str(name).lower(): v for name, v in stored_headers.items()}
     headers: dict[str, str] = {}
+    carried: list[str] = []
     seen: set[str] = set()
     for name, header_value in value.items():
         reason = _header_problem(name, header_value, seen)
+        if reason is None and header_value == MASK:
+            previous = by_name.get(name.lower())
+            if isinstance(previous, str):
+                header_value = previous
+                carried.append(name)
+            else:
+                reason = f"is {MASK}, but no value is stored under this name; give the value"
         if reason is not None:
             problems.append(FieldProblem(f"config.headers.{name}", reason))
             continue
-        previous = stored_headers.get(name)
-        if isinstance(previous, str) and _is_sensitive(name) and header_value == mask(previous):
-            header_value = previous
         headers[name] = header_value
-    return headers
+    return headers, carried
 
 
 def _header_problem(name: str, value: Any, seen: set[str]) -> str | None:
     lowered = name.lower()
-    if not _TOKEN.match(name):
-        return "is not a valid header name"
+    if len(name) > MAX_HEADER_NAME or not _TOKEN.fullmatch(name):
+        return f"is not a header name (RFC 9110 token, at most {MAX_HEADER_NAME} characters)"
     if lowered in _REFUSED_HEADERS or lowered.startswith(_REFUSED_PREFIXES):
-        return "is set by the relay and cannot be configured"
+        return "is set by the relay or a hop-by-hop header, and cannot be configured"
     if lowered in seen:
         return "is given twice (header names are case-insensitive)"
     seen.add(lowered)
     if not isinstance(value, str):
         return "must be a string"
-    if len(value) > _MAX_HEADER_VALUE or any(c in value for c in "\r\n\0"):
-        return f"must be one line of at most {_MAX_HEADER_VALUE} characters"
+    if len(value) > MAX_HEADER_VALUE or not _VALUE.fullmatch(value):
+        return (
+            f"must be at most {MAX_HEADER_VALUE} visible ASCII characters, with spaces and "
+            "tabs only between them (no line breaks, control characters or non-ASCII)"
+        )
     return None
 
 
-def _is_sensitive(header_name: str) -> bool:
-    return bool(_SENSITIVE.search(header_name))
+def _refuse_carried(
+    carried: list[str], url: str, stored_url: str, problems: list[FieldProblem]
+) -> None:
+    if origin(url) == origin(stored_url):
+        return
+    scheme, host, port = origin(url)
+    for name in carried:
+        problems.append(
+            FieldProblem(
+                f"config.headers.{name}",
+                f"holds a stored credential, and the destination moves to "
+                f"{scheme}://{host}:{port}: give its value again in this request, or remove it",
+            )
+        )

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from policies import StatementValidationError, parse_statements, statement_to_dict
 from relay.api.errors import problems_from_validation
+from relay.api.subscription_limits import policy_problems, size_problem
 from relay.api.subscription_models import SubscriptionFields, SubscriptionPost
 from relay.destinations import DestinationError, check_destination
 from relay.errors import FieldProblem, InvalidRequestError
@@ -43,8 +44,10 @@ def validate_subscription(
     stored_config: Mapping[str, Any] | None,
     settings: Settings,
 ) -> ValidSubscription:
-    """Check statements, config and destination together; 400 listing every problem."""
-    problems: list[FieldProblem] = []
+    """Check limits, statements, config and destination together; 400 listing every problem."""
+    problems = policy_problems(fields, settings)
+    if problems:  # a policy past its limits is not parsed at all
+        raise invalid(problems)
     statements = _statements(fields, problems)
     config: dict[str, Any] = {}
     generated = False
@@ -55,6 +58,16 @@ def validate_subscription(
         problems.extend(exc.errors)
     if config and _url_changed(config, stored_config):
         _check_destination(config["url"], settings, problems)
+    if not problems:
+        document = {
+            "name": fields.name,
+            "config": config,
+            "statements": statements,
+            "on": fields.on,
+            "tags": fields.tags,
+        }
+        too_large = size_problem(document, settings)
+        problems += [too_large] if too_large is not None else []
     if problems:
         raise invalid(problems)
     return ValidSubscription(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+MAX_NAME_LENGTH = 256
+MAX_TAGS = 100
+MAX_TAG_LENGTH = 64
+Tag = Annotated[str, Field(max_length=MAX_TAG_LENGTH)]
 
 
 class StatementPost(BaseModel):
@@ -32,13 +37,13 @@ class SubscriptionPost(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     config: dict[str, Any] = Field(
         description="webhook: url (required), secret, format (unleash|launchdarkly), headers"
     )
     statements: list[StatementPost] | None = None
     on: bool = Field(default=True, description="whether the subscription sends events")
-    tags: list[str] = Field(default_factory=list, max_length=100)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
 class SubscriptionFields(SubscriptionPost):
@@ -46,7 +51,7 @@ class SubscriptionFields(SubscriptionPost):
 
     statements: list[StatementPost] | None
     on: bool
-    tags: list[str] = Field(max_length=100)
+    tags: list[Tag] = Field(max_length=MAX_TAGS)
 
 
 class PatchOperation(BaseModel):
@@ -85,6 +90,10 @@ class IntegrationSubscriptionStatusRep(BaseModel):
     failingSince: int | None = None
     disabledReason: str | None = None
     disabledAt: int | None = None
+    # the circuit breaker, while open (docs/delivery.md): nothing is sent but one probe
+    circuitState: Literal["open", "half-open"] | None = None
+    circuitOpenedAt: int | None = None
+    circuitRetryAt: int | None = None
 
 
 class AccessReason(BaseModel):
@@ -126,10 +135,11 @@ class Integration(BaseModel):
 
 
 class Integrations(BaseModel):
-    """The subscriptions of one integration."""
+    """One page of the subscriptions of an integration; `_links.next` leads to the rest."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     links: dict[str, Link] = Field(alias="_links")
     items: list[Integration]
     key: str
+    totalCount: int

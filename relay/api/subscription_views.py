@@ -13,6 +13,7 @@ from relay.api.subscription_models import (
     Link,
     Statement,
 )
+from relay.api.subscription_redaction import redactor_for
 from relay.store.subscriptions import SubscriptionRecord
 from relay.store.tokens import Capability, TokenInfo
 from relay.webhook_config import masked_config
@@ -60,9 +61,21 @@ def integration_of(
         statements=[Statement.model_validate(s) for s in record.statements],
         on=record.on,
         tags=record.tags,
-        status=IntegrationSubscriptionStatusRep.model_validate(status),
+        status=IntegrationSubscriptionStatusRep.model_validate(_redacted(status, record)),
         access=access_for(caller, resource=f"integration/{record.integration_key}:{record.id}"),
     )
+
+
+def _redacted(status: dict[str, Any], record: SubscriptionRecord) -> dict[str, Any]:
+    """`status` with stored credentials masked in what receivers answered."""
+    redact = redactor_for(record)
+    errors = [
+        {**error, "responseBody": redact(error["responseBody"])}
+        if isinstance(error.get("responseBody"), str)
+        else error
+        for error in status.get("errors", [])
+    ]
+    return {**status, "errors": errors}
 
 
 def editable_document(record: SubscriptionRecord) -> dict[str, Any]:

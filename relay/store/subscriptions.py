@@ -18,7 +18,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from relay.errors import StoreError
+from relay.errors import RelayError, StoreError
 from relay.store import keys, subscription_status
 from relay.store.client import Redis, translate_errors
 
@@ -35,6 +35,27 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('INCR', KEYS[5])
 return 1
 """
+
+
+# a script, so that the count check and the insert are one atomic step: concurrent creates
+# never pass the limit. KEYS: subscription, index, version, sequence. ARGV: document, id, max.
+_CREATE = """
+local max = tonumber(ARGV[3])
+if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return 0 end
+local sequence = redis.call('INCR', KEYS[4])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], sequence, ARGV[2])
+redis.call('INCR', KEYS[3])
+return 1
+"""
+
+
+class TooManySubscriptionsError(RelayError):
+    """A create found `limit` subscriptions stored already."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} subscriptions are stored already")
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -76,11 +97,12 @@ def create_subscription(
     statements: list[dict[str, Any]],
     on: bool,
     tags: list[str],
+    max_count: int | None = None,
 ) -> SubscriptionRecord:
-    """Store a new subscription (its id is generated) and bump the version."""
-    with translate_errors():
-        # a sequence, not the clock, orders the list: two creates in one millisecond stay in order
-        sequence = int(client.incr(keys.SUBS_SEQ))
+    """Store a new subscription (its id is generated) and bump the version.
+
+    With `max_count`, raises TooManySubscriptionsError when that many are stored already.
+    """
     record = SubscriptionRecord(
         id=secrets.token_hex(12),
         integration_key=integration_key,
@@ -91,12 +113,21 @@ def create_subscription(
         tags=tags,
         created_at=now_ms(),
     )
+    # a sequence, not the clock, orders the list: two creates in one millisecond stay in order
     with translate_errors():
-        pipe = client.pipeline(transaction=True)
-        pipe.set(keys.subscription(record.id), _encode(record))
-        pipe.zadd(keys.SUBS, {record.id: sequence})
-        pipe.incr(keys.SUBS_VERSION)
-        pipe.execute()
+        stored = client.eval(
+            _CREATE,
+            4,
+            keys.subscription(record.id),
+            keys.SUBS,
+            keys.SUBS_VERSION,
+            keys.SUBS_SEQ,
+            _encode(record),
+            record.id,
+            max_count or 0,
+        )
+    if not stored:
+        raise TooManySubscriptionsError(max_count or 0)
     return record
 
 
@@ -120,6 +151,21 @@ def list_subscriptions(
     if integration_key is None:
         return records
     return [record for record in records if record.integration_key == integration_key]
+
+
+def subscription_page(
+    client: Redis, *, offset: int, limit: int
+) -> tuple[list[SubscriptionRecord], int]:
+    """`limit` subscriptions from `offset`, oldest first, and how many there are in all."""
+    with translate_errors():
+        pipe = client.pipeline(transaction=True)
+        pipe.zrange(keys.SUBS, offset, offset + limit - 1)
+        pipe.zcard(keys.SUBS)
+        ids, total = pipe.execute()
+        raws: list[str | None] = (
+            client.mget([keys.subscription(sub_id) for sub_id in ids]) if ids else []  # type: ignore[assignment]
+        )
+    return [_decode(raw) for raw in raws if raw is not None], int(total)
 
 
 def subscriptions_version(client: Redis) -> int:

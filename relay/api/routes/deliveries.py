@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from relay import replay as replays
 from relay.api.deps import SettingsDep, StoreDep, WriterDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
+from relay.api.subscription_redaction import Redactor, redactor_for
 from relay.errors import ConflictError, FieldProblem, InvalidRequestError, NotFoundError
 from relay.settings import Settings
 from relay.store import deliveries
@@ -23,6 +24,8 @@ from workers import enqueue
 
 router = APIRouter(prefix="/api/v2/integrations", tags=["deliveries"], responses=AUTH_ERRORS)
 
+# each delivery carries up to ATTEMPTS_KEPT (50) attempts of about 1 KB: 100 of them ~5 MB
+MAX_PAGE = 100
 TEST_WAIT_S = 20.0  # how long `test` waits for the worker's first attempt
 _POLL_S = 0.05
 
@@ -90,12 +93,13 @@ def list_deliveries(
     state: Annotated[
         DeliveryState | None, Query(description="only deliveries in this state")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> Deliveries:
     """List a subscription's recent deliveries, newest first, with their attempts."""
-    _subscription(client, integrationKey, id)
+    record = _subscription(client, integrationKey, id)
     found = deliveries.list_deliveries(client, sub_id=id, state=state, limit=limit)
-    items = [_rep(delivery, attempts) for delivery, attempts in found]
+    redact = redactor_for(record)
+    items = [_rep(delivery, attempts, redact) for delivery, attempts in found]
     return Deliveries(items=items, totalCount=len(items))
 
 
@@ -216,33 +220,37 @@ def _current(client: Redis, delivery_id: str) -> DeliveryRep:
     delivery = deliveries.get_delivery(client, delivery_id=delivery_id)
     if delivery is None:
         raise NotFoundError(f"no delivery {delivery_id}")
-    return _rep(delivery, deliveries.get_attempts(client, delivery_id=delivery_id))
+    record = get_subscription(client, sub_id=delivery.sub_id)
+    # a subscription deleted meanwhile took its credentials along: nothing left to mask
+    redact = redactor_for(record) if record is not None else Redactor(())
+    return _rep(delivery, deliveries.get_attempts(client, delivery_id=delivery_id), redact)
 
 
-def _rep(delivery: Delivery, attempts: list[Attempt]) -> DeliveryRep:
+def _rep(delivery: Delivery, attempts: list[Attempt], redact: Redactor) -> DeliveryRep:
+    """A delivery as shown; stored credentials masked in what the receiver and sender said."""
     return DeliveryRep(
         id=delivery.id,
         kind=delivery.kind.value,
         subscriptionId=delivery.sub_id,
         eventId=delivery.event_id,
         state=delivery.state,
-        reason=delivery.reason or None,
+        reason=redact(delivery.reason) or None,
         attemptCount=delivery.attempts,
         createdAt=delivery.created_at,
         updatedAt=delivery.updated_at,
         nextAttemptAt=delivery.next_attempt_at,
         deliveredAt=delivery.delivered_at,
-        attempts=[_attempt_rep(a) for a in attempts],
+        attempts=[_attempt_rep(a, redact) for a in attempts],
     )
 
 
-def _attempt_rep(attempt: Attempt) -> AttemptRep:
+def _attempt_rep(attempt: Attempt, redact: Redactor) -> AttemptRep:
     return AttemptRep(
         at=attempt.at,
         statusCode=attempt.status_code,
         durationMs=attempt.duration_ms,
-        error=attempt.error,
-        responseBody=attempt.response_body,
+        error=redact.optional(attempt.error),
+        responseBody=redact(attempt.response_body),
         outcome=attempt.outcome,
     )
 

@@ -18,6 +18,8 @@ from relay.unleash import UnleashEvent
 router = APIRouter(tags=["events"], responses=AUTH_ERRORS)
 
 DEFAULT_LIMIT = 100
+# Unleash answers a project's or a toggle's events all at once; the relay answers the newest
+# MAX_LIMIT of them (100,000 events were 60 MB in one answer) and `offset` pages further
 MAX_LIMIT = 1000
 
 
@@ -106,9 +108,9 @@ def list_events(
     limit: Limit = None,
     offset: Offset = 0,
 ) -> Response:
-    """The last 100 events, newest first; with `project`, all of that project's events."""
-    if limit is None and project is None:
-        limit = DEFAULT_LIMIT
+    """The last 100 events, newest first; with `project`, that project's (1000 at most)."""
+    if limit is None:
+        limit = DEFAULT_LIMIT if project is None else MAX_LIMIT
     page = event_store.event_page(client, project=project, offset=offset, limit=limit)
     return _events_response(page)
 
@@ -121,8 +123,10 @@ def list_toggle_events(
     limit: Limit = None,
     offset: Offset = 0,
 ) -> Response:
-    """All events of one feature toggle, newest first."""
-    page = event_store.event_page(client, feature=featureName, offset=offset, limit=limit)
+    """The events of one feature toggle, newest first (1000 at most; `offset` pages further)."""
+    page = event_store.event_page(
+        client, feature=featureName, offset=offset, limit=limit or MAX_LIMIT
+    )
     return _events_response(page, toggle_name=featureName)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Query, Response
 
 from relay.api.deps import ReaderDep, SettingsDep, StoreDep, WriterDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
@@ -24,14 +24,18 @@ from relay.api.subscription_views import (
     integration_of,
     item_href,
 )
-from relay.errors import NotFoundError
+from relay.errors import FieldProblem, InvalidRequestError, NotFoundError
 from relay.store import subscription_status, subscriptions
-from relay.store.subscriptions import SubscriptionRecord
+from relay.store.subscriptions import SubscriptionRecord, TooManySubscriptionsError
 from relay.store.tokens import TokenInfo
 from relay.subscription_patch import apply_patch, patch_operations
 from relay.webhook_config import INTEGRATION_KEY
 
 router = APIRouter(prefix="/api/v2/integrations", tags=["subscriptions"], responses=AUTH_ERRORS)
+
+# a page of subscriptions: each is at most RELAY_MAX_SUBSCRIPTION_BYTES plus its `_status`
+MAX_PAGE = 100
+MAX_OFFSET = 10**9
 
 _OPERATION = PatchOperation.model_json_schema(by_alias=True)
 _PATCH_BODY = {
@@ -77,15 +81,20 @@ def create_subscription(
     """Create an audit-log subscription; a generated secret is shown in this answer only."""
     _check_integration(integrationKey)
     valid = validate_subscription(body, stored_config=None, settings=settings)
-    record = subscriptions.create_subscription(
-        client,
-        integration_key=integrationKey,
-        name=valid.name,
-        config=valid.config,
-        statements=valid.statements,
-        on=valid.on,
-        tags=valid.tags,
-    )
+    try:
+        record = subscriptions.create_subscription(
+            client,
+            integration_key=integrationKey,
+            name=valid.name,
+            config=valid.config,
+            statements=valid.statements,
+            on=valid.on,
+            tags=valid.tags,
+            max_count=settings.max_subscriptions,
+        )
+    except TooManySubscriptionsError as exc:
+        reason = f"{exc.limit} subscriptions exist, the most RELAY_MAX_SUBSCRIPTIONS allows"
+        raise InvalidRequestError(reason, [FieldProblem("body", reason)]) from exc
     response.headers["Location"] = item_href(integrationKey, record.id)
     return _view(client, record, caller, reveal_secret=valid.secret_generated)
 
@@ -96,16 +105,24 @@ def create_subscription(
     response_model_exclude_none=True,
     responses=error_responses(404),
 )
-def get_subscriptions(integrationKey: str, client: StoreDep, caller: ReaderDep) -> Integrations:
-    """List the audit-log subscriptions of an integration, oldest first."""
+def get_subscriptions(
+    integrationKey: str,
+    client: StoreDep,
+    caller: ReaderDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="at most this many")] = MAX_PAGE,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="skip this many")] = 0,
+) -> Integrations:
+    """List the audit-log subscriptions of an integration, oldest first, 100 at most a page."""
     _check_integration(integrationKey)
-    records = subscriptions.list_subscriptions(client, integration_key=integrationKey)
+    records, total = subscriptions.subscription_page(client, offset=offset, limit=limit)
+    records = [r for r in records if r.integration_key == integrationKey]
     statuses = subscription_status.get_statuses(client, sub_ids=[r.id for r in records])
     items = [integration_of(r, status=statuses[r.id], caller=caller) for r in records]
     return Integrations(
-        links={"self": Link(href=collection_href(integrationKey))},
+        links=_page_links(collection_href(integrationKey), offset, limit, total),
         items=items,
         key=integrationKey,
+        totalCount=total,
     )
 
 
@@ -143,7 +160,12 @@ def update_subscription(
     generated: list[bool] = []
 
     def change(record: SubscriptionRecord) -> SubscriptionRecord:
-        patched = apply_patch(editable_document(record), operations, prefix=prefix)
+        patched = apply_patch(
+            editable_document(record),
+            operations,
+            max_bytes=settings.max_subscription_bytes,
+            prefix=prefix,
+        )
         valid = validate_subscription(
             fields_of(patched), stored_config=record.config, settings=settings
         )
@@ -163,6 +185,16 @@ def delete_subscription(integrationKey: str, id: str, client: StoreDep, _: Write
     if not subscriptions.delete_subscription(client, sub_id=id):
         raise _not_found(id)
     return Response(status_code=204)
+
+
+def _page_links(href: str, offset: int, limit: int, total: int) -> dict[str, Link]:
+    """self, and LaunchDarkly's next/prev links when there is a page that way."""
+    links = {"self": Link(href=href)}
+    if offset + limit < total:
+        links["next"] = Link(href=f"{href}?limit={limit}&offset={offset + limit}")
+    if offset > 0:
+        links["prev"] = Link(href=f"{href}?limit={limit}&offset={max(offset - limit, 0)}")
+    return links
 
 
 def _check_integration(integration_key: str) -> None:

@@ -1,0 +1,321 @@
+"""Everything a writer can grow in a subscription is bounded; past a limit is a 400 naming it."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from relay.api.app import create_app
+from relay.settings import Settings
+from relay.store import subscriptions
+from relay.store.client import Redis
+
+BASE = "/api/v2/integrations/webhook"
+
+
+def _body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "audit",
+        "config": {"url": "https://hooks.example.com/audit"},
+        "statements": [{"effect": "allow", "resources": ["proj/*"], "actions": ["*"]}],
+        "tags": ["ops"],
+    }
+    body.update(overrides)
+    return body
+
+
+def _problems(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == "invalid_request"
+    return {e["attribute"]: e["reason"] for e in body["errors"]}
+
+
+@contextlib.contextmanager
+def _memory_ceiling(extra_bytes: int) -> Iterator[None]:
+    """Cap this process's address space at its current size + `extra_bytes` (Linux).
+
+    A regression to exponential patching then fails fast with a MemoryError instead of
+    taking the machine's memory.
+    """
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[0])
+    current = pages * resource.getpagesize()
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (current + extra_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@pytest.fixture
+def sub_id(app_client: TestClient, admin_headers: dict[str, str]) -> str:
+    response = app_client.post(BASE, json=_body(), headers=admin_headers)
+    assert response.status_code == 201, response.text
+    created: str = response.json()["_id"]
+    return created
+
+
+@contextlib.contextmanager
+def _client(settings: Settings, redis_client: Redis, **limits: Any) -> Iterator[TestClient]:
+    with TestClient(create_app(settings.model_copy(update=limits), redis=redis_client)) as client:
+        yield client
+
+
+def test_doubling_copies_are_refused_at_once(
+    app_client: TestClient, admin_headers: dict[str, str], redis_client: Redis, sub_id: str
+) -> None:
+    """25 copies of /tags into itself (2^25 elements) answer 400 within a second, memory bounded."""
+    # given
+    before = subscriptions.get_subscription(redis_client, sub_id=sub_id)
+    patch = [{"op": "copy", "from": "/tags", "path": "/tags/-"}] * 25
+    # when
+    with _memory_ceiling(1 << 30):
+        started = time.perf_counter()
+        response = app_client.patch(f"{BASE}/{sub_id}", json=patch, headers=admin_headers)
+        elapsed = time.perf_counter() - started
+    # then
+    problems = _problems(response)
+    [(attribute, reason)] = problems.items()
+    assert attribute.startswith("[") and "RELAY_MAX_SUBSCRIPTION_BYTES" in reason
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    assert subscriptions.get_subscription(redis_client, sub_id=sub_id) == before
+
+
+def test_one_hundred_large_copies_stay_fast(
+    app_client: TestClient, admin_headers: dict[str, str], sub_id: str
+) -> None:
+    """50 copy+remove pairs of a 20 KB statement list (each within the limit) answer in < 1 s."""
+    # given: statements of about 20 KB
+    statements = [
+        {
+            "effect": "allow",
+            "resources": [f"proj/p{n:03d}-{'x' * 60}", f"proj/q{n:03d}-{'x' * 60}"],
+            "actions": ["*"],
+        }
+        for n in range(100)
+    ]
+    replaced = app_client.patch(
+        f"{BASE}/{sub_id}",
+        json=[{"op": "replace", "path": "/statements", "value": statements}],
+        headers=admin_headers,
+    )
+    assert replaced.status_code == 200, replaced.text
+    patch: list[dict[str, Any]] = []
+    for _ in range(50):
+        patch += [
+            {"op": "copy", "from": "/statements", "path": "/tags/-"},
+            {"op": "remove", "path": "/tags/1"},
+        ]
+    # when
+    started = time.perf_counter()
+    response = app_client.patch(f"{BASE}/{sub_id}", json=patch, headers=admin_headers)
+    elapsed = time.perf_counter() - started
+    # then
+    assert response.status_code == 200, response.text
+    assert response.json()["tags"] == ["ops"]
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+def test_a_patch_growing_past_the_size_limit_is_400(
+    settings: Settings, redis_client: Redis, admin_headers: dict[str, str], sub_id: str
+) -> None:
+    """An add whose value would take the document past RELAY_MAX_SUBSCRIPTION_BYTES is 400."""
+    with _client(settings, redis_client, max_subscription_bytes=2048) as client:
+        response = client.patch(
+            f"{BASE}/{sub_id}",
+            json=[
+                {"op": "replace", "path": "/name", "value": "renamed"},
+                {"op": "add", "path": "/tags/-", "value": "t" * 3000},
+            ],
+            headers=admin_headers,
+        )
+    problems = _problems(response)
+    assert list(problems) == ["[1]"] and "RELAY_MAX_SUBSCRIPTION_BYTES" in problems["[1]"]
+
+
+def test_a_create_past_the_size_limit_is_400(
+    settings: Settings, redis_client: Redis, admin_headers: dict[str, str]
+) -> None:
+    """A subscription larger than RELAY_MAX_SUBSCRIPTION_BYTES is refused; nothing is stored."""
+    statements = [
+        {"effect": "allow", "resources": [f"proj/p{n}-{'x' * 100}"], "actions": ["*"]}
+        for n in range(30)
+    ]
+    with _client(settings, redis_client, max_subscription_bytes=2048) as client:
+        response = client.post(BASE, json=_body(statements=statements), headers=admin_headers)
+    assert "RELAY_MAX_SUBSCRIPTION_BYTES" in _problems(response)["body"]
+    assert subscriptions.list_subscriptions(redis_client) == []
+
+
+def test_150000_resources_are_refused_quickly(
+    app_client: TestClient, admin_headers: dict[str, str], redis_client: Redis
+) -> None:
+    """A statement with 150,000 resources is a 400 naming RELAY_MAX_POLICY_ENTRIES, fast."""
+    resources = [f"proj/p{n}" for n in range(150_000)]
+    statements = [{"effect": "allow", "resources": resources, "actions": ["*"]}]
+    started = time.perf_counter()
+    response = app_client.post(BASE, json=_body(statements=statements), headers=admin_headers)
+    elapsed = time.perf_counter() - started
+    problems = _problems(response)
+    assert "RELAY_MAX_POLICY_ENTRIES" in problems["statements[0].resources"]
+    assert subscriptions.list_subscriptions(redis_client) == []
+    assert elapsed < 3.0, f"{elapsed:.2f} s"
+
+
+@pytest.mark.parametrize(
+    ("statements", "attribute", "named"),
+    [
+        (
+            [{"effect": "allow", "resources": ["proj/*"], "actions": ["*"]}] * 4,
+            "statements",
+            "RELAY_MAX_STATEMENTS",
+        ),
+        (
+            [{"effect": "allow", "resources": [f"proj/p{n}" for n in range(5)], "actions": ["*"]}],
+            "statements[0].resources",
+            "RELAY_MAX_POLICY_ENTRIES",
+        ),
+        (
+            [
+                {"effect": "allow", "resources": ["proj/a", "proj/b"], "actions": ["*"]},
+                {"effect": "deny", "resources": ["proj/c"], "notActions": ["a", "b", "c"]},
+            ],
+            "statements[1].notActions",
+            "RELAY_MAX_POLICY_ENTRIES",
+        ),
+        (
+            [{"effect": "allow", "resources": ["proj/" + "x" * 600], "actions": ["*"]}],
+            "statements[0].resources[0]",
+            "512",
+        ),
+        (
+            [{"effect": "allow", "resources": ["proj/*"], "actions": ["update" + "x" * 600]}],
+            "statements[0].actions[0]",
+            "512",
+        ),
+    ],
+    ids=["statements", "entries", "entries-across", "specifier", "action"],
+)
+def test_policy_limits_on_create_and_patch(
+    settings: Settings,
+    redis_client: Redis,
+    admin_headers: dict[str, str],
+    sub_id: str,
+    statements: list[dict[str, Any]],
+    attribute: str,
+    named: str,
+) -> None:
+    """Too many statements, entries or too long a specifier: 400 naming the place and limit."""
+    limits = {"max_statements": 3, "max_policy_entries": 4}
+    with _client(settings, redis_client, **limits) as client:
+        created = client.post(BASE, json=_body(statements=statements), headers=admin_headers)
+        patched = client.patch(
+            f"{BASE}/{sub_id}",
+            json=[{"op": "replace", "path": "/statements", "value": statements}],
+            headers=admin_headers,
+        )
+    for response in (created, patched):
+        assert named in _problems(response)[attribute]
+
+
+def test_subscription_count_is_bounded(
+    settings: Settings, redis_client: Redis, admin_headers: dict[str, str]
+) -> None:
+    """Past RELAY_MAX_SUBSCRIPTIONS a create is 400 naming it; a delete makes room again."""
+    with _client(settings, redis_client, max_subscriptions=2) as client:
+        # given
+        first = client.post(BASE, json=_body(), headers=admin_headers).json()["_id"]
+        assert client.post(BASE, json=_body(), headers=admin_headers).status_code == 201
+        # when
+        refused = client.post(BASE, json=_body(), headers=admin_headers)
+        client.delete(f"{BASE}/{first}", headers=admin_headers)
+        again = client.post(BASE, json=_body(), headers=admin_headers)
+    # then
+    assert "RELAY_MAX_SUBSCRIPTIONS" in _problems(refused)["body"]
+    assert again.status_code == 201
+    assert len(subscriptions.list_subscriptions(redis_client)) == 2
+
+
+def test_concurrent_creates_never_pass_the_count(
+    settings: Settings, redis_client: Redis, admin_headers: dict[str, str]
+) -> None:
+    """20 concurrent creates against a limit of 5 store exactly 5."""
+    with (
+        _client(settings, redis_client, max_subscriptions=5) as client,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        codes = list(
+            pool.map(
+                lambda _: client.post(BASE, json=_body(), headers=admin_headers).status_code,
+                range(20),
+            )
+        )
+    assert sorted(codes) == [201] * 5 + [400] * 15
+    assert len(subscriptions.list_subscriptions(redis_client)) == 5
+
+
+@pytest.mark.parametrize(
+    ("overrides", "attribute"),
+    [
+        ({"tags": ["t" * 65]}, "tags[0]"),
+        ({"tags": [f"t{n}" for n in range(101)]}, "tags"),
+        ({"name": "n" * 257}, "name"),
+        (
+            {
+                "config": {
+                    "url": "https://h.example.com",
+                    "headers": {f"X-H{n}": "v" for n in range(21)},
+                }
+            },
+            "config.headers",
+        ),
+        (
+            {"config": {"url": "https://h.example.com", "headers": {"X-" + "h" * 300: "v"}}},
+            "config.headers.X-" + "h" * 300,
+        ),
+        (
+            {"config": {"url": "https://h.example.com", "headers": {"X-A": "v" * 1025}}},
+            "config.headers.X-A",
+        ),
+        ({"config": {"url": "https://h.example.com/" + "p" * 2048}}, "config.url"),
+    ],
+    ids=["tag-length", "tag-count", "name", "header-count", "header-name", "header-value", "url"],
+)
+def test_field_limits_are_400(
+    app_client: TestClient, admin_headers: dict[str, str], overrides: dict[str, Any], attribute: str
+) -> None:
+    """Tags, name, headers and URL have documented bounds; past one is a 400 on that attribute."""
+    response = app_client.post(BASE, json=_body(**overrides), headers=admin_headers)
+    assert attribute in _problems(response)
+
+
+def test_too_many_headers_is_one_problem(
+    app_client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """10,000 bad headers answer one problem about the count, not 10,000 problems."""
+    headers = {f"X H{n}": "v" for n in range(10_000)}
+    config = {"url": "https://h.example.com", "headers": headers}
+    response = app_client.post(BASE, json=_body(config=config), headers=admin_headers)
+    assert list(_problems(response)) == ["config.headers"]
+
+
+def test_the_values_of_one_patch_are_bounded(
+    settings: Settings, redis_client: Redis, admin_headers: dict[str, str], sub_id: str
+) -> None:
+    """Values adding up past twice RELAY_MAX_SUBSCRIPTION_BYTES stop the patch at that operation."""
+    value = ["t" * 1000] * 3  # about 3 KB, within the limit alone
+    patch = [{"op": "replace", "path": "/tags", "value": value}] * 3
+    with _client(settings, redis_client, max_subscription_bytes=4096) as client:
+        response = client.patch(f"{BASE}/{sub_id}", json=patch, headers=admin_headers)
+    problems = _problems(response)
+    assert list(problems) == ["[2]"] and "RELAY_MAX_SUBSCRIPTION_BYTES" in problems["[2]"]
