@@ -294,6 +294,8 @@ def _headers(
         if reason is None and header_value == MASK:
             previous = by_name.get(name.lower())
             if isinstance(previous, str):
+                # a value stored before values were checked as the sender checks them
+                reason = _value_problem(previous)
                 header_value = previous
                 carried.append(name)
             else:
@@ -316,6 +318,10 @@ def _header_problem(name: str, value: Any, seen: set[str]) -> str | None:
     seen.add(lowered)
     if not isinstance(value, str):
         return "must be a string"
+    return _value_problem(value)
+
+
+def _value_problem(value: str) -> str | None:
     if len(value) > MAX_HEADER_VALUE or not _VALUE.fullmatch(value):
         return (
             f"must be at most {MAX_HEADER_VALUE} visible ASCII characters, with spaces and "

@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from relay.store import subscriptions
+from relay.store.client import Redis
+
 BASE = "/api/v2/integrations/webhook"
 
 UNSENDABLE = [
@@ -75,3 +78,28 @@ def test_sendable_headers_are_accepted(
     response = _create(app_client, admin_headers, sent)
     assert response.status_code == 201, response.text
     assert set(response.json()["config"]["headers"]) == set(sent)
+
+
+def test_a_stored_unsendable_value_is_named_at_the_next_patch(
+    app_client: TestClient, admin_headers: dict[str, str], redis_client: Redis
+) -> None:
+    """A value stored before these checks is kept through its mask but named, so it gets fixed."""
+    # given: stored as an older relay accepted it
+    record = subscriptions.create_subscription(
+        redis_client,
+        integration_key="webhook",
+        name="old",
+        config={"url": "https://h.example.com/x", "headers": {"X-Team": "équipe"}},
+        statements=[],
+        on=True,
+        tags=[],
+    )
+    # when
+    response = app_client.patch(
+        f"{BASE}/{record.id}",
+        json=[{"op": "replace", "path": "/name", "value": "renamed"}],
+        headers=admin_headers,
+    )
+    # then
+    assert response.status_code == 400, response.text
+    assert [e["attribute"] for e in response.json()["errors"]] == ["config.headers.X-Team"]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from relay.settings import Settings
 from relay.store import deliveries, subscription_status, subscriptions, tokens
 from relay.store.client import Redis
 from relay.store.deliveries import Attempt, DeliveryKind, DeliveryState, Finish, NewDelivery
@@ -351,3 +353,43 @@ def test_no_answer_contains_a_credential(
     for text in (patched.text, bad.text):
         assert _leaks(text) == [], text
     assert re.search(r"\*{8}", patched.text)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_end_to_end_a_receiver_echo_is_masked_and_the_url_cannot_move(
+    settings: Settings,
+    app_client: TestClient,
+    admin_headers: dict[str, str],
+    redis_client: Redis,
+    receivers: Callable[[], Any],
+    start_worker: Callable[..., Any],
+) -> None:
+    """A real worker sends the header to its receiver, which echoes it: readers see it masked."""
+    # given: a receiver that refuses and echoes the token, and a real worker
+    receiver = receivers()
+    receiver.always(401, body=f"denied: {BEARER}".encode())
+    start_worker(settings, beat=True)
+    body = {"name": "e2e", "config": {"url": receiver.url, "headers": {"Authorization": BEARER}}}
+    created = app_client.post(BASE, json=body, headers=admin_headers).json()
+    event = {"id": 1, "type": "feature-created", "createdBy": "a@example.com", "project": "p"}
+    # when
+    assert app_client.post("/api/events", json=event, headers=admin_headers).status_code == 202
+    [first, *_] = receiver.wait_for(1)
+    reader = _token(redis_client, Role.READER)
+    deadline = time.monotonic() + 20
+    shown: dict[str, Any] = {}
+    while time.monotonic() < deadline and not shown.get("_status", {}).get("errors"):
+        time.sleep(0.1)
+        shown = app_client.get(f"{BASE}/{created['_id']}", headers=reader).json()
+    moved = _patch(
+        app_client,
+        admin_headers,
+        created["_id"],
+        [{"op": "replace", "path": "/config/url", "value": receivers().url}],
+    )
+    # then: the credential went to its own receiver only, and no answer shows it
+    assert first.headers["authorization"] == BEARER
+    assert shown["_status"]["errors"][0]["responseBody"] == f"denied: {MASK}"
+    assert moved.status_code == 400
+    assert [e["attribute"] for e in moved.json()["errors"]] == ["config.headers.Authorization"]
