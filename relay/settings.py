@@ -95,9 +95,9 @@ class Settings(BaseSettings):
 
     # subscriptions (writers): every one is matched against every event, listed to readers
     max_subscriptions: int = Field(default=10_000, ge=1, description="subscriptions in all")
-    max_statements: int = Field(default=100, ge=1, description="policy statements per subscription")
+    max_statements: int = Field(default=50, ge=1, description="policy statements per subscription")
     max_policy_entries: int = Field(
-        default=1000, ge=1, description="resources + actions (and not-) of all its statements"
+        default=250, ge=1, description="resources + actions (and not-) of all its statements"
     )
     max_subscription_bytes: int = Field(
         default=64 * 1024, ge=4096, description="a subscription's document as JSON, also mid-patch"
