@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -161,6 +162,7 @@ class Relay:
     def __init__(self, workdir: Path, *, log_level: str) -> None:
         self.workdir = workdir
         self.redis_port = free_port()
+        self.redis_password = secrets.token_urlsafe(32)  # the same across Redis restarts
         self.api_port = free_port()
         self.redis: EmbeddedRedis = self._start_redis()
         metrics_dir = workdir / "metrics"
@@ -190,10 +192,13 @@ class Relay:
         return f"http://127.0.0.1:{self.api_port}"
 
     def _start_redis(self) -> EmbeddedRedis:
-        server = start_redis(self.workdir / "redis", port=self.redis_port)
         # every acknowledged write on disk before the reply (see the module docstring)
-        redis.Redis(port=self.redis_port).config_set("appendfsync", "always")
-        return server
+        return start_redis(
+            self.workdir / "redis",
+            port=self.redis_port,
+            password=self.redis_password,
+            config={"appendfsync": "always"},
+        )
 
     def spawn(self, name: str, *arguments: str) -> None:
         log = (self.workdir / f"{name}.log").open("ab")
@@ -212,7 +217,7 @@ class Relay:
             self.spawn(name, *arguments)
         threading.Thread(target=self.supervise, daemon=True).start()
         _wait(lambda: httpx.get(f"{self.api}/healthz", timeout=1).status_code == 200, "the API")
-        _wait(lambda: redis.Redis(port=self.redis_port).zcard("relay:workers") > 0, "a worker")
+        _wait(lambda: redis.Redis.from_url(self.redis.url).zcard("relay:workers") > 0, "a worker")
 
     def kill_worker(self) -> None:
         """SIGKILL the worker (no chance to finish or ack anything) and start a new one."""
@@ -422,7 +427,7 @@ def report(
     duplicates, failed_receipts = receipts.counts()
     lost = sorted(run.expected.keys() - delivered.keys())
     latencies = [delivered[i] - sent for i, sent in run.expected.items() if i in delivered]
-    dead = redis.Redis(port=relay.redis_port).zcard("relay:dead")
+    dead = redis.Redis.from_url(relay.redis.url).zcard("relay:dead")
     return {
         "cores": os.cpu_count(),
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),  # other work on the machine

@@ -1,8 +1,9 @@
 """Logging for every relay process: JSON lines for machines, readable text on a terminal.
 
 Every process (`relay up` and the API, worker and beat it starts) calls `configure_logging`
-as it starts. Whatever a caller passes as `extra={...}` becomes fields of the JSON line, so ids
-(`event_id`, `delivery_id`, `subscription_id`) can be searched for.
+as it starts. An idle relay is quiet at INFO: routine lines (beat, task received/succeeded,
+access lines) show at DEBUG only. Whatever a caller passes as `extra={...}` becomes fields
+of the JSON line, so ids (`event_id`, `delivery_id`, `subscription_id`) can be searched for.
 """
 
 from __future__ import annotations
@@ -70,6 +71,29 @@ class _RelayHandler(logging.StreamHandler[TextIO]):
     """Marks the handler this module installed, so a second call replaces it."""
 
 
+# An idle relay's routine, several lines a second at INFO (about 260,000 a day): beat
+# sending the pump, the worker's "received" and "succeeded" for each run, and an access
+# line per request. Shown at DEBUG; their warnings and errors always.
+ROUTINE_LOGGERS = frozenset(
+    {"celery.beat", "celery.worker.strategy", "celery.app.trace", "uvicorn.access"}
+)
+
+
+class _RoutineFilter(logging.Filter):
+    """Drops routine loggers' records under WARNING unless the level is DEBUG."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.show_routine = level <= logging.DEBUG
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (
+            self.show_routine
+            or record.levelno >= logging.WARNING
+            or record.name not in ROUTINE_LOGGERS
+        )
+
+
 def configure_logging(
     level: str | int = "INFO", *, component: str = "relay", stream: TextIO | None = None
 ) -> None:
@@ -83,6 +107,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # a filter, not logger levels: uvicorn and celery set their loggers' levels themselves
+    handler.addFilter(_RoutineFilter(root.level))
 
 
 def _is_terminal(stream: TextIO) -> bool:

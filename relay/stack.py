@@ -3,14 +3,16 @@
 Redis (the embedded one unless `RELAY_REDIS_URL` is set), the API, a Celery worker and the
 beat schedule, each its own process. The data directory holds the embedded Redis's data
 and AOF, the generated admin token, the beat schedule, and while `relay up` runs, the
-embedded Redis's URL (so `relay token ...` in another terminal finds it).
+embedded Redis's URL with its password (so `relay token ...` in another terminal finds it).
+It is private to this user (0700, files 0600: `relay up` runs with umask 077), and locked
+by `relay up` and every process it starts until the last of them exits.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
+import secrets
 import shutil
 import socket
 import sys
@@ -20,8 +22,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from relay.embedded import free_port, start_redis
+from relay.embedded import (
+    DataDirInUseError,
+    free_port,
+    lock_data_dir,
+    make_private,
+    start_redis,
+    write_private,
+)
 from relay.errors import StoreError
 from relay.settings import Settings
 from relay.store.client import check_durability, connect
@@ -33,7 +43,6 @@ log = logging.getLogger(__name__)
 ADMIN_TOKEN_FILE = "admin-token"
 REDIS_URL_FILE = "redis.url"
 BEAT_SCHEDULE_FILE = "celerybeat-schedule"
-LOCK_FILE = "relay.lock"
 METRICS_DIR = "metrics"  # prometheus-client multiprocess files of the children
 
 
@@ -45,6 +54,7 @@ class StackError(RuntimeError):
 class AdminToken:
     secret: str
     file: Path | None  # None when it came from RELAY_ADMIN_TOKEN
+    generated: bool = False  # made just now: the one time it is shown
 
 
 def admin_token(data_dir: Path, given: str | None) -> AdminToken:
@@ -60,7 +70,7 @@ def admin_token(data_dir: Path, given: str | None) -> AdminToken:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as file:
         file.write(secret + "\n")
-    return AdminToken(secret, path)
+    return AdminToken(secret, path, generated=True)
 
 
 def child_commands(host: str, port: int, data_dir: Path) -> dict[str, list[str]]:
@@ -103,15 +113,15 @@ def base_url(host: str, port: int) -> str:
 def run_up(settings: Settings, *, host: str, port: int, data_dir: Path) -> None:
     """Start everything, supervise it until SIGINT/SIGTERM, stop it all."""
     data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(data_dir):
+    with _exclusive(data_dir) as lock_fd:
         _require_free_port(host, port)
         token = admin_token(data_dir, settings.admin_token)
         fresh_metrics_dir(data_dir)
-        redis_children, redis_url = _redis(settings, data_dir)
+        redis_children, redis_url = _redis(settings, data_dir, lock_fd)
         env = child_environment(redis_url, token.secret, data_dir)
         apps = [
-            Child(name, spawn(argv, env))
+            # each child holds the lock too: a second `relay up` waits for the last to exit
+            Child(name, spawn(argv, env, pass_fds=[lock_fd]))
             for name, argv in child_commands(host, port, data_dir).items()
         ]
         supervisor = Supervisor([*redis_children, *apps])
@@ -130,16 +140,22 @@ def run_up(settings: Settings, *, host: str, port: int, data_dir: Path) -> None:
     log.info("relay stopped")
 
 
-def _redis(settings: Settings, data_dir: Path) -> tuple[list[Child], str]:
+def _redis(settings: Settings, data_dir: Path, lock_fd: int) -> tuple[list[Child], str]:
     """The embedded Redis as a supervised child, or none when RELAY_REDIS_URL is given."""
     if settings.redis_url:
         warn_if_not_durable(settings.redis_url)
         return [], settings.redis_url
-    port = free_port()
-    # a restart reuses the directory and port: Redis reloads its AOF, clients reconnect
-    child = Child("redis", lambda: start_redis(data_dir, port=port).process, tier=0, grace=2.0)
-    url = f"redis://127.0.0.1:{port}/0"
-    (data_dir / REDIS_URL_FILE).write_text(url + "\n")
+    port, password = free_port(), secrets.token_urlsafe(32)
+    # a restart reuses the directory, port and password: Redis reloads its AOF, clients
+    # reconnect with the URL they have
+    child = Child(
+        "redis",
+        lambda: start_redis(data_dir, port=port, password=password, lock_fd=lock_fd).process,
+        tier=0,
+        grace=2.0,
+    )
+    url = f"redis://:{password}@127.0.0.1:{port}/0"
+    write_private(data_dir / REDIS_URL_FILE, url + "\n")
     return [child], url
 
 
@@ -152,14 +168,33 @@ def warn_if_not_durable(url: str) -> None:
 
 
 @contextmanager
-def _exclusive(data_dir: Path) -> Iterator[None]:
-    """Hold the data directory's lock: two Redis servers on one AOF would corrupt it."""
-    with open(data_dir / LOCK_FILE, "w") as lock:
+def _exclusive(data_dir: Path) -> Iterator[int]:
+    """The data directory, private and locked (the lock's fd): two Redis servers on one AOF
+    lose writes. Meanwhile what this process and its children create is this user's alone."""
+    umask = os.umask(0o077)
+    try:
+        lock_fd = _lock(data_dir)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StackError(f"another `relay up` is using {data_dir}") from None
-        yield
+            make_private(data_dir)  # what an older relay left readable
+            yield lock_fd
+        finally:
+            os.close(lock_fd)
+    finally:
+        os.umask(umask)
+
+
+def _lock(data_dir: Path) -> int:
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return lock_data_dir(data_dir)
+    except DataDirInUseError as exc:
+        held_by = f" (pid {', '.join(map(str, exc.pids))})" if exc.pids else ""
+        raise StackError(
+            f"another `relay up` is using {data_dir}{held_by}; stop it, or wait for its "
+            "processes to exit"
+        ) from None
+    except OSError as exc:
+        raise StackError(f"cannot use {data_dir}: {exc.strerror}") from None
 
 
 def _require_free_port(host: str, port: int) -> None:
@@ -176,18 +211,35 @@ def _banner(
     host: str, port: int, token: AdminToken, redis_url: str, *, embedded: bool, data_dir: Path
 ) -> str:
     url = base_url(host, port)
-    # a token from the environment came from the operator: no need to echo a secret
-    shown = f"{token.secret}  (kept in {token.file})" if token.file else "set by RELAY_ADMIN_TOKEN"
     where = f"embedded; data and AOF in {data_dir}" if embedded else "RELAY_REDIS_URL"
     return "\n".join(
         [
             "relay is up",
             f"  API          {url}  (docs: {url}/docs)",
-            f"  admin token  {shown}",
-            f"  Redis        {redis_url}  ({where})",
+            f"  admin token  {_shown_token(token)}",
+            f"  Redis        {without_password(redis_url)}  ({where})",
             "Press Ctrl-C to stop.",
         ]
     )
+
+
+def _shown_token(token: AdminToken) -> str:
+    """The secret once, the start that made it; afterwards only where it is kept."""
+    if token.file is None:  # the operator's own: no need to echo a secret
+        return "set by RELAY_ADMIN_TOKEN"
+    if token.generated:
+        return f"{token.secret}  (new; kept in {token.file}, not shown again)"
+    return f"in {token.file}"
+
+
+def without_password(url: str) -> str:
+    """`url` with its password (if any) replaced by `***`, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _announce_when_up(url: str, banner: str, stopped: threading.Event) -> None:

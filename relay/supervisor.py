@@ -4,15 +4,22 @@ Each child runs in its own process group (session) so that stopping it also stop
 started (a Celery pool's processes, for instance) and so a Ctrl-C at the terminal reaches
 only the supervisor, which then stops the children in order: the highest `tier` first
 (API, worker, beat), Redis last, so nothing loses its store while it is still working.
+
+Children die with the supervisor even when it cannot stop them (SIGKILL, a crash): each
+is started with Linux's parent-death signal, so no orphan keeps a port, a queue or the
+data directory's lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,15 +64,49 @@ class Child:
         return self.process.pid if self.process is not None else None
 
 
-def spawn(argv: Sequence[str], env: Mapping[str, str]) -> Launch:
-    """A launcher for `argv` in a new session (its own process group), stdin closed."""
+def spawn(argv: Sequence[str], env: Mapping[str, str], *, pass_fds: Sequence[int] = ()) -> Launch:
+    """A launcher for `argv` in a new session (its own process group), stdin closed.
+
+    The child is SIGKILLed if this process dies first; `pass_fds` stay open in it.
+    """
 
     def launch() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            list(argv), env=dict(env), stdin=subprocess.DEVNULL, start_new_session=True
+            list(argv),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+            preexec_fn=die_with_parent(signal.SIGKILL),
         )
 
     return launch
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A `preexec_fn` that has the child get `sig` when this process dies (Linux).
+
+    Linux sends it when the *thread* that forked the child ends, so it is set only for
+    children started by the main thread (None elsewhere), which lives as long as the
+    process.
+    """
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if sig != signal.SIGKILL:  # a Python handler would only set a flag exec forgets
+            signal.signal(sig, signal.SIG_DFL)
+        if prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # the parent died before prctl: no signal will come
+            os._exit(1)
+
+    return preexec
 
 
 class Supervisor:

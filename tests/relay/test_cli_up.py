@@ -2,162 +2,57 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psutil
 import pytest
+import redis
 
 from relay.embedded import free_port
+from tests.relay.up_process import (
+    STARTUP_LIMIT,
+    RelayUp,
+    alive,
+    healthy,
+    ready,
+    start,
+    stop,
+    up_command,
+    up_environment,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-STARTUP_LIMIT = 30.0  # the issue's promise: /healthz answers within 30 s
-
-
-@dataclass
-class RelayUp:
-    """A running `relay up` and everything it printed so far."""
-
-    process: subprocess.Popen[str]
-    url: str
-    data_dir: Path
-    healthy_after: float | None = None
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-
-    def records(self) -> list[dict[str, Any]]:
-        """The JSON log lines (stderr is not a terminal here, so logs are JSON)."""
-        parsed = []
-        for line in list(self.stderr):
-            if line.startswith("{"):
-                parsed.append(json.loads(line))
-        return parsed
-
-    def child(self, role: str) -> psutil.Process:
-        """The supervised child playing `role` (api, worker, beat, redis) right now."""
-        for proc in psutil.Process(self.process.pid).children():
-            cmdline = proc.cmdline()
-            if role == "redis" and cmdline and "redis-server" in cmdline[0]:
-                return proc
-            if role != "redis" and cmdline[2:4] == ["relay.cli", _subcommand(role)]:
-                return proc
-        raise LookupError(role)
-
-    def descendants(self) -> list[psutil.Process]:
-        return psutil.Process(self.process.pid).children(recursive=True)
-
-
-def _subcommand(role: str) -> str:
-    return {"api": "serve", "worker": "worker", "beat": "beat"}[role]
-
-
-def _pump(stream: Any, sink: list[str]) -> None:
-    for line in stream:
-        sink.append(line.rstrip("\n"))
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll `condition` until true; the seconds it took."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        try:
-            if condition():
-                return time.monotonic() - start
-        except (httpx.HTTPError, LookupError, psutil.Error):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def _up_command(port: int, data_dir: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "relay.cli",
-        "up",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-
-
-def _start(tmp: Path) -> RelayUp:
-    env = {k: v for k, v in os.environ.items() if k not in {"RELAY_REDIS_URL", "RELAY_ADMIN_TOKEN"}}
-    port = free_port()
-    data_dir = tmp / "data"
-    process = subprocess.Popen(
-        _up_command(port, data_dir),
-        cwd=tmp,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    up = RelayUp(process, f"http://127.0.0.1:{port}", data_dir)
-    # drain both pipes, or the children block once a pipe buffer fills
-    for stream, sink in ((process.stdout, up.stdout), (process.stderr, up.stderr)):
-        threading.Thread(target=_pump, args=(stream, sink), daemon=True).start()
-    return up
-
-
-def _ready(up: RelayUp) -> bool:
-    return httpx.get(f"{up.url}/readyz", timeout=2).status_code == 200
-
-
-def _healthy(up: RelayUp) -> bool:
-    return httpx.get(f"{up.url}/healthz", timeout=2).status_code == 200
-
-
-def _stop(up: RelayUp) -> None:
-    """Cleanup: stop it, and kill whatever a failed test may have left running."""
-    if up.process.poll() is not None:
-        return
-    left = up.descendants()
-    up.process.send_signal(signal.SIGINT)
-    try:
-        up.process.wait(15)
-    except subprocess.TimeoutExpired:
-        up.process.kill()
-        up.process.wait()
-    for proc in left:
-        if _alive(proc):
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def relay_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayUp]:
     """One `relay up` shared by the tests that only look at a running relay."""
-    up = _start(tmp_path_factory.mktemp("up"))
+    up = start(tmp_path_factory.mktemp("up"))
     try:
-        up.healthy_after = _wait_for(lambda: _healthy(up), 60, "/healthz")
+        up.healthy_after = wait_for(lambda: healthy(up), 60, "/healthz")
         yield up
     finally:
-        _stop(up)
+        stop(up)
 
 
 def test_up_answers_healthz_and_prints_url_and_token(relay_up: RelayUp) -> None:
     """/healthz answers within 30 s; the banner shows the URL and the kept admin token."""
-    _wait_for(lambda: "Press Ctrl-C to stop." in relay_up.stdout, 10, "the banner")
+    wait_for(lambda: "Press Ctrl-C to stop." in relay_up.stdout, 10, "the banner")
     assert relay_up.healthy_after is not None and relay_up.healthy_after < STARTUP_LIMIT
     token_file = relay_up.data_dir / "admin-token"
     token = token_file.read_text().strip()
     banner = "\n".join(relay_up.stdout)
     assert relay_up.url in banner
     assert token in banner and str(token_file) in banner
+    redis_password = redis.Redis.from_url(_redis_url(relay_up)).connection_pool.connection_kwargs
+    assert redis_password["password"] not in banner
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     answer = httpx.get(f"{relay_up.url}/api/v2/tokens", headers={"Authorization": token})
     assert answer.status_code == 200
@@ -165,21 +60,68 @@ def test_up_answers_healthz_and_prints_url_and_token(relay_up: RelayUp) -> None:
 
 def test_up_becomes_ready_once_the_worker_beats(relay_up: RelayUp) -> None:
     """/readyz turns 200 once the supervised Celery worker sends its heartbeat."""
-    _wait_for(lambda: _ready(relay_up), STARTUP_LIMIT, "/readyz")
+    wait_for(lambda: ready(relay_up), STARTUP_LIMIT, "/readyz")
     body = httpx.get(f"{relay_up.url}/readyz").json()
     assert body["status"] == "ready" and body["redis"] is True
     assert body["workers"]
 
 
+def test_idle_up_is_quiet_at_info(relay_up: RelayUp) -> None:
+    """Once started, an idle relay logs (almost) nothing at INFO: no beat, task or access lines."""
+    # given: started and settled
+    wait_for(lambda: ready(relay_up), STARTUP_LIMIT, "/readyz")
+    time.sleep(2)
+    before = len(relay_up.stderr)
+    # when: five idle seconds (the pump runs every second), and a few requests
+    for _ in range(3):
+        httpx.get(f"{relay_up.url}/healthz")
+    time.sleep(5)
+    # then
+    lines = relay_up.stderr[before:]
+    assert len(lines) <= 2, "\n".join(lines)
+
+
+def test_up_keeps_its_data_dir_private(relay_up: RelayUp, tmp_path: Path) -> None:
+    """Nothing in the data dir is readable by others; its Redis wants redis.url's password."""
+    # given
+    wait_for(lambda: ready(relay_up), STARTUP_LIMIT, "/readyz")
+    url = _redis_url(relay_up)
+    # then: 0700 directories, 0600 files (AOF, redis.url, token, beat schedule, metrics)
+    paths = [relay_up.data_dir, *relay_up.data_dir.rglob("*")]
+    modes = {str(path): oct(stat.S_IMODE(path.lstat().st_mode)) for path in paths}
+    assert modes == {str(path): "0o700" if path.is_dir() else "0o600" for path in paths}
+    assert {"appendonly.aof", "redis.url", "admin-token"} <= {path.name for path in paths}
+    # and: the port answers only with the password
+    port = redis.Redis.from_url(url).connection_pool.connection_kwargs["port"]
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=port).get("relay:tokens")
+    # and: the CLI in another terminal finds the Redis, password included
+    relay = [sys.executable, "-m", "relay.cli"]
+    listed = subprocess.run(
+        [*relay, "token", "list", "--data-dir", str(relay_up.data_dir)],
+        cwd=tmp_path,
+        env=up_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("ID")
+
+
+def _redis_url(up: RelayUp) -> str:
+    return (up.data_dir / "redis.url").read_text().strip()
+
+
 def test_up_restarts_a_killed_worker_and_logs_it(relay_up: RelayUp) -> None:
     """A SIGKILLed worker is replaced by a new worker process, and the restart is logged."""
     # given
-    _wait_for(lambda: _ready(relay_up), STARTUP_LIMIT, "/readyz")
+    wait_for(lambda: ready(relay_up), STARTUP_LIMIT, "/readyz")
     old = relay_up.child("worker")
     # when
     old.send_signal(signal.SIGKILL)
     # then
-    _wait_for(lambda: relay_up.child("worker").pid != old.pid, 30, "a new worker process")
+    wait_for(lambda: relay_up.child("worker").pid != old.pid, 30, "a new worker process")
     exits = [
         r
         for r in relay_up.records()
@@ -187,7 +129,7 @@ def test_up_restarts_a_killed_worker_and_logs_it(relay_up: RelayUp) -> None:
     ]
     assert exits and "restarting" in exits[0]["message"]
     assert exits[0]["pid"] == old.pid
-    _wait_for(lambda: _ready(relay_up), STARTUP_LIMIT, "/readyz after the restart")
+    wait_for(lambda: ready(relay_up), STARTUP_LIMIT, "/readyz after the restart")
 
 
 def test_up_restarts_embedded_redis_from_its_aof(relay_up: RelayUp) -> None:
@@ -201,10 +143,10 @@ def test_up_restarts_embedded_redis_from_its_aof(relay_up: RelayUp) -> None:
     old = relay_up.child("redis")
     # when
     old.send_signal(signal.SIGKILL)
-    _wait_for(lambda: relay_up.child("redis").pid != old.pid, 30, "a new redis-server")
+    wait_for(lambda: relay_up.child("redis").pid != old.pid, 30, "a new redis-server")
     # then
     mine = {"Authorization": created["token"]}
-    _wait_for(
+    wait_for(
         lambda: httpx.get(f"{relay_up.url}/api/v2/tokens", headers=mine).status_code == 200,
         30,
         "the token to authenticate again",
@@ -215,28 +157,30 @@ def test_up_restarts_embedded_redis_from_its_aof(relay_up: RelayUp) -> None:
 
 
 def test_second_up_on_the_same_data_dir_is_refused(relay_up: RelayUp, tmp_path: Path) -> None:
-    """Two `relay up` on one data directory would share one AOF: the second exits with 2."""
+    """Two `relay up` on one data directory would share one AOF: the second exits with 2,
+    naming the directory and the processes that hold it."""
     result = subprocess.run(
-        _up_command(free_port(), relay_up.data_dir),
+        up_command(free_port(), relay_up.data_dir),
         cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if k != "RELAY_REDIS_URL"},
+        env=up_environment(),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert "another `relay up` is using" in result.stderr
+    assert f"another `relay up` is using {relay_up.data_dir}" in result.stderr
+    assert str(relay_up.process.pid) in result.stderr
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_stop_signal_ends_everything_within_10s(signum: int, tmp_path: Path) -> None:
     """SIGINT or SIGTERM stops `relay up` within 10 s and leaves no process behind."""
     # given: everything running, the worker ready
-    up = _start(tmp_path)
+    up = start(tmp_path)
     try:
-        _wait_for(lambda: _ready(up), STARTUP_LIMIT, "/readyz")
+        wait_for(lambda: ready(up), STARTUP_LIMIT, "/readyz")
         seen = up.descendants()
-        assert {"redis", "api", "worker", "beat"} <= _roles(up)
+        assert {"redis", "api", "worker", "beat"} <= up.roles()
         # when
         started = time.monotonic()
         up.process.send_signal(signum)
@@ -245,26 +189,8 @@ def test_stop_signal_ends_everything_within_10s(signum: int, tmp_path: Path) -> 
         # then
         assert code == 0
         assert took <= 10.0, f"stopping took {took:.1f}s"
-        left = [proc for proc in seen if _alive(proc)]
+        left = [proc for proc in seen if alive(proc)]
         assert left == [], f"still running: {[p.cmdline() for p in left]}"
         assert not (up.data_dir / "redis.url").exists()
     finally:
-        _stop(up)
-
-
-def _roles(up: RelayUp) -> set[str]:
-    roles = set()
-    for role in ("redis", "api", "worker", "beat"):
-        try:
-            up.child(role)
-            roles.add(role)
-        except LookupError:
-            pass
-    return roles
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+        stop(up)

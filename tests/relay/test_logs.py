@@ -79,3 +79,27 @@ def test_level_filters_and_a_second_call_replaces_the_handler() -> None:
     log.warning("loud")
     assert first.getvalue() == ""
     assert [json.loads(line)["message"] for line in second.getvalue().splitlines()] == ["loud"]
+
+
+# what an idle relay said every second, or every request, at INFO
+ROUTINE = [
+    ("celery.beat", "Scheduler: Sending due task pump (relay.pump)"),
+    ("celery.worker.strategy", "Task relay.pump[1] received"),
+    ("celery.app.trace", "Task relay.pump[1] succeeded in 0.0004s: 0"),
+    ("uvicorn.access", '127.0.0.1:5 - "GET /healthz HTTP/1.1" 200'),
+]
+
+
+@pytest.mark.parametrize(("logger", "message"), ROUTINE, ids=[r[0] for r in ROUTINE])
+def test_routine_lines_are_quiet_at_info_and_shown_at_debug(logger: str, message: str) -> None:
+    """Beat sends, task received/succeeded, access lines: DEBUG-only; their warnings stay."""
+    quiet, verbose = io.StringIO(), io.StringIO()
+    configure_logging("INFO", stream=quiet)
+    logging.getLogger(logger).info(message)
+    logging.getLogger(logger).warning("something is wrong")
+    configure_logging("DEBUG", stream=verbose)
+    logging.getLogger(logger).info(message)
+    assert [json.loads(line)["message"] for line in quiet.getvalue().splitlines()] == [
+        "something is wrong"
+    ]
+    assert json.loads(verbose.getvalue())["message"] == message

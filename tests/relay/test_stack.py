@@ -7,16 +7,19 @@ import stat
 from pathlib import Path
 
 import pytest
-import redis
 
 from relay.cli import cmd_beat, cmd_serve, cmd_worker, parse_args
 from relay.embedded import free_port, start_redis
+from relay.settings import Settings
 from relay.stack import (
+    StackError,
     admin_token,
     base_url,
     child_commands,
     child_environment,
+    run_up,
     warn_if_not_durable,
+    without_password,
 )
 
 
@@ -28,6 +31,7 @@ def test_generated_admin_token_is_private_and_reused(tmp_path: Path) -> None:
     assert first.secret == second.secret
     assert first.secret.startswith("rly_") and len(first.secret) > 40
     assert stat.S_IMODE(first.file.stat().st_mode) == 0o600
+    assert (first.generated, second.generated) == (True, False)  # the banner shows it once
 
 
 def test_given_admin_token_wins_and_is_not_written(tmp_path: Path) -> None:
@@ -81,13 +85,9 @@ def test_external_redis_without_aof_or_with_eviction_is_warned_about(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A Redis that can lose acknowledged events (AOF off, evicting) gets a warning each."""
-    # given: a Redis of our own, made non-durable
-    server = start_redis(tmp_path)
+    # given: a Redis of our own, started non-durable
+    server = start_redis(tmp_path, config={"appendonly": "no", "maxmemory-policy": "allkeys-lru"})
     try:
-        client = redis.Redis.from_url(server.url)
-        client.config_set("appendonly", "no")
-        client.config_set("maxmemory-policy", "allkeys-lru")
-        client.close()
         # when
         with caplog.at_level(logging.WARNING):
             warn_if_not_durable(server.url)
@@ -104,3 +104,23 @@ def test_unreachable_redis_is_a_warning_not_a_crash(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.WARNING):
         warn_if_not_durable(f"redis://127.0.0.1:{free_port()}/0")
     assert "could not check Redis durability" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("rediss://relay:s3cret@redis.example.com/1", "rediss://relay:***@redis.example.com/1"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ],
+)
+def test_printed_redis_urls_hide_the_password(url: str, shown: str) -> None:
+    """The banner shows where Redis is, never its password."""
+    assert without_password(url) == shown
+
+
+def test_up_on_an_unusable_data_dir_is_a_stack_error(tmp_path: Path) -> None:
+    """A data directory that cannot be created is a one-line error, not a traceback."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StackError, match=r"cannot use .*file/data"):
+        run_up(Settings(), host="127.0.0.1", port=free_port(), data_dir=tmp_path / "file" / "data")

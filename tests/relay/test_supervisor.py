@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -123,6 +125,39 @@ def test_stop_kills_what_ignores_sigterm_with_its_group(supervisors: list[Superv
     assert time.monotonic() - started < 3
     # a SIGKILLed orphan is reaped by init, a moment later
     _wait_for(lambda: not any(_alive(proc) for proc in family), timeout=5)
+
+
+# a supervisor in a process of its own, with one sleeping child; prints the child's pid
+SUPERVISOR = [
+    sys.executable,
+    "-c",
+    "import os, sys\n"
+    "from relay.supervisor import Child, Supervisor, spawn\n"
+    "child = Child('sleeper', spawn([sys.executable, '-c', 'import time; time.sleep(60)'],"
+    " os.environ))\n"
+    "supervisor = Supervisor([child])\n"
+    "supervisor.start()\n"
+    "print(child.pid, flush=True)\n"
+    "while True: supervisor.check(); __import__('time').sleep(0.1)\n",
+]
+
+
+def test_children_die_with_a_sigkilled_supervisor() -> None:
+    """A supervisor killed outright (no chance to stop anything) leaves no child running."""
+    # given
+    with subprocess.Popen(SUPERVISOR, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        child = psutil.Process(int(process.stdout.readline()))
+        try:
+            assert _alive(child)
+            # when
+            process.kill()
+            process.wait(10)
+            # then
+            _wait_for(lambda: not _alive(child), timeout=5)
+        finally:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
 
 
 def test_stop_goes_tier_by_tier(supervisors: list[Supervisor], tmp_path: Path) -> None:

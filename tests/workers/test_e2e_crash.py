@@ -151,7 +151,7 @@ def test_redis_killed_and_restarted_from_its_aof_loses_nothing(
         server.process.kill()
         server.process.wait()
         arrived = {i for receiver in slow for i in receiver.webhook_ids()}
-        server = start_redis(tmp_path / "redis", port=port)
+        server = start_redis(tmp_path / "redis", port=port, password=server.password)
         # then
         assert len(arrived) < len(expected), "the burst was over before the kill"
         wait_for_ids(slow, expected, settings=config, timeout=60)
