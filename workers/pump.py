@@ -50,7 +50,7 @@ def pump(
         if len(ids) < PUMP_TAKE:
             break
     if total:
-        log.info("pump: %d due deliveries enqueued", total)
+        log.debug("pump: %d due deliveries enqueued", total)  # every second under retries
     return total
 
 
