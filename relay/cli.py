@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
 
 from relay import __version__, replay_progress, status
+from relay.api import server
 from relay.errors import ConflictError, InvalidRequestError, NotFoundError, RelayError
 from relay.logs import configure_logging
 from relay.metrics import MULTIPROCESS_ENV
@@ -78,15 +78,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
         # several API processes: each scrape must see all of them, through shared files
         os.environ[MULTIPROCESS_ENV] = str(fresh_metrics_dir(settings.data_dir))
-    uvicorn.run(
-        "relay.api.asgi:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,  # keep relay's logging (JSON lines off a terminal)
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=5,
-    )
+    # uvicorn with relay's bounds on slow clients and connections (relay/api/server.py)
+    server.serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

@@ -22,6 +22,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from relay.api.app import create_app
+from relay.api.server import server_config
 from relay.embedded import free_port, start_redis
 from relay.settings import Settings
 from relay.store.client import Redis
@@ -83,8 +84,13 @@ def admin_headers() -> dict[str, str]:
 def live_api(settings: Settings, redis_client: Redis) -> Iterator[str]:
     """The API served by uvicorn on 127.0.0.1 in a thread (for real HTTP clients); its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, redis=redis_client), host="127.0.0.1", port=port, log_level="warning"
+    # the configuration `relay serve` uses (protocol, limits), with this test's settings
+    config = server_config(
+        create_app(settings, redis=redis_client),
+        settings,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

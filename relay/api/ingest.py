@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -101,6 +101,8 @@ class IngestFastPath:
             answer = await record_posted(scope["app"].state, caller, source=source, body=body)
         except BodyTooLargeError:
             raise  # the body-limit middleware answers 413
+        except ClientDisconnect:
+            return  # gone, or timed out by the server (relay/api/server.py): nobody to answer
         except Exception as exc:
             await _answer_error(request, exc, send, close=False)
             return

@@ -1,0 +1,264 @@
+"""How the API is served: uvicorn, with bounds on what a slow or greedy client can hold.
+
+uvicorn (0.55, httptools) bounds none of these: the time a client takes to send its
+request line and headers (a connection that sends half a header stays open for good:
+3,000 such stayed open, 21,000 took every file descriptor and /healthz stopped
+answering), the time it takes to send a body, the bytes of its headers (httptools buffers
+any amount: 200 MB of one header were held), and the number of open connections
+(`limit_concurrency` only answers 503 once a request's headers are complete, so the
+connections that never complete them are not counted out). `EdgeProtocol` adds them:
+
+- headers: `RELAY_HEADER_TIMEOUT` from the connection (or the request's first byte) to
+  the end of the headers, and `RELAY_MAX_HEADER_BYTES`; 408 or 431, then closed;
+- body: `RELAY_BODY_TIMEOUT` from the end of the headers to the end of the body; 408 and
+  closed (a route still waiting for it sees the client gone);
+- connections: past `RELAY_MAX_CONNECTIONS`, a new connection closes the one that has
+  been idle (between requests, or still sending headers) the longest, so that a crowd of
+  slow clients cannot keep a new one out; only when every connection has a request in
+  progress is the new one answered 503. The bound is kept under the process's open-files
+  limit, whose soft value `serve` raises to the hard one.
+
+`relay serve` and the tests' live server both build their server with `server_config`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+import sys
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Final
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+from uvicorn.supervisors import Multiprocess
+
+from relay.settings import Settings
+
+log = logging.getLogger(__name__)
+
+APP: Final = "relay.api.asgi:app"
+# file descriptors kept for everything but client connections: Redis connections, the
+# ingest writer's, log and metric files, the listening socket
+RESERVED_FDS: Final = 128
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """What one client connection may take (from the settings of the same names)."""
+
+    max_connections: int
+    max_header_bytes: int
+    header_timeout: float
+    body_timeout: float
+
+
+def edge_limits(settings: Settings, *, open_files: int | None = None) -> EdgeLimits:
+    """The settings' limits; connections kept under `open_files` (file descriptors)."""
+    connections = settings.max_connections
+    if open_files is not None and connections > open_files - RESERVED_FDS:
+        connections = max(1, open_files - RESERVED_FDS)
+        log.warning(
+            "RELAY_MAX_CONNECTIONS=%d is over what %d open files allow; using %d",
+            settings.max_connections,
+            open_files,
+            connections,
+        )
+    return EdgeLimits(
+        max_connections=connections,
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+    )
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft open-files limit to its hard limit; the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:  # a container may refuse it: keep the soft one
+            log.warning("could not raise the open-files limit to %d: %s", hard, exc)
+    return soft if soft != resource.RLIM_INFINITY else sys.maxsize
+
+
+class EdgeConfig(uvicorn.Config):
+    """uvicorn's configuration with relay's protocol and its limits (picklable: `--workers`
+    processes get it as it is)."""
+
+    def __init__(self, app: Any, *, limits: EdgeLimits, **options: Any) -> None:
+        super().__init__(app, http=EdgeProtocol, **options)
+        self.limits = limits
+
+
+def server_config(app: Any, settings: Settings, **options: Any) -> EdgeConfig:
+    """The uvicorn configuration to serve `app` (an app or `module:attribute`) with."""
+    open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    limits = edge_limits(
+        settings, open_files=None if open_files == resource.RLIM_INFINITY else open_files
+    )
+    options.setdefault("log_config", None)  # keep relay's logging (JSON lines off a terminal)
+    options.setdefault("log_level", settings.log_level.lower())
+    return EdgeConfig(app, limits=limits, **options)
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """Run the API (`relay serve`) until stopped; `workers` processes share the socket."""
+    raise_open_files_limit()
+    config = server_config(
+        APP, settings, host=host, port=port, workers=workers, timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
+    if workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()
+    if workers == 1 and not server.started:
+        raise SystemExit(3)  # as uvicorn.run: could not start (the port is taken, ...)
+
+
+# per server: its connections that have no request in progress, longest idle first
+_IDLE: weakref.WeakKeyDictionary[ServerState, OrderedDict[EdgeProtocol, None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header and body deadlines, a header size bound
+    and a connection bound that evicts idle connections first."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        limits = getattr(config, "limits", None)
+        self.limits: EdgeLimits = limits if isinstance(limits, EdgeLimits) else _DEFAULTS
+        self._idle = _IDLE.setdefault(server_state, OrderedDict())
+        self._in_headers = True  # between requests, or reading a request's line and headers
+        self._header_bytes = 0
+        self._deadline: asyncio.TimerHandle | None = None
+
+    # --- connections ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections and not self._evict_idle():
+            self._answer_and_close(503, "service_unavailable", "too many connections; retry")
+            return
+        self._idle[self] = None
+        self._arm(self.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self._idle.pop(self, None)
+        super().connection_lost(exc)
+
+    def _evict_idle(self) -> bool:
+        """Close the connection idle the longest; False if none is idle."""
+        while self._idle:
+            victim, _ = self._idle.popitem(last=False)
+            if not victim.transport.is_closing():
+                victim.transport.close()
+                return True
+        return False
+
+    # --- headers ---------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_headers:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        if (
+            self._in_headers
+            and self._header_bytes > self.limits.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self._answer_and_close(
+                431,
+                "request_header_fields_too_large",
+                f"request line and headers over {self.limits.max_header_bytes} bytes",
+            )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:  # a request on a kept-alive connection: from its 1st byte
+            self._arm(self.limits.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._header_bytes = 0
+        self._idle.pop(self, None)
+        self._arm(self.limits.body_timeout)
+        super().on_headers_complete()
+
+    # --- body and answer ---------------------------------------------------------------------
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._in_headers = True
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # kept alive with nothing pipelined: idle until the next request's first byte
+        if self.timeout_keep_alive_task is not None and not self.transport.is_closing():
+            self._idle[self] = None
+
+    # --- deadlines ---------------------------------------------------------------------------
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if self._in_headers:
+            message = f"request headers not received within {self.limits.header_timeout:g}s"
+        else:
+            message = f"request body not received within {self.limits.body_timeout:g}s"
+        if cycle is not None and not self._in_headers:
+            # the route may be waiting for the body: it sees the client gone
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
+        self._answer_and_close(408, "request_timeout", message)
+
+    def _answer_and_close(self, status: int, code: str, message: str) -> None:
+        body = json.dumps({"code": code, "message": message}).encode()
+        head = (
+            b"content-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        )
+        self.transport.write(STATUS_LINE[status] + head + body)
+        self.transport.close()
+
+
+def _default_limits() -> EdgeLimits:
+    fields = Settings.model_fields
+    names = ("max_connections", "max_header_bytes", "header_timeout", "body_timeout")
+    return EdgeLimits(*(fields[name].default for name in names))
+
+
+# for a plain uvicorn.Config (the settings' defaults: no environment is read at import)
+_DEFAULTS: Final = _default_limits()
