@@ -241,6 +241,7 @@ class RedisCollector(Collector):
         try:
             depths = queues.queue_depths(self.client)
             workers = heartbeats.workers_seen(self.client, within_seconds=self.worker_ttl)
+            circuits = queues.open_circuits(self.client)
         except StoreError as exc:
             log.warning("metrics: cannot read Redis: %s", exc)
             yield _gauge("relay_redis_up", "1 when Redis answered this scrape", 0)
@@ -260,6 +261,21 @@ class RedisCollector(Collector):
             "relay_dead_deliveries", "Dead letters kept for the retention period", depths.dead
         )
         yield _gauge("relay_workers", "Workers with a recent heartbeat", len(workers))
+        yield _gauge(
+            "relay_waiting_deliveries",
+            "Deliveries due while their subscription had every send slot taken or its circuit"
+            " open: they wait, no attempt counted",
+            depths.waiting,
+        )
+        open_circuit = GaugeMetricFamily(
+            "relay_circuit_open",
+            "1 for each subscription whose circuit is open: after consecutive timeouts or"
+            " connection failures nothing is sent to it but a probe now and then",
+            labels=["subscription"],
+        )
+        for sub_id in circuits:
+            open_circuit.add_metric([sub_id], 1)
+        yield open_circuit
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:

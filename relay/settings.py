@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     delivery_max_response_bytes: int = 64 * 1024
     delivery_concurrency: int = Field(default=256, ge=1, description="in-flight sends per worker")
     delivery_lease: float = Field(default=60.0, description="seconds a claimed delivery is held")
+    subscription_max_in_flight: int = Field(
+        default=64, ge=1, description="sends in flight to one subscription, all workers together"
+    )
+    circuit_failures: int = Field(
+        default=5, ge=1, description="consecutive timeouts/connection failures opening a circuit"
+    )
+    circuit_cooldown: float = Field(default=30.0, gt=0, description="first wait before a probe (s)")
+    circuit_cooldown_max: float = Field(default=900.0, gt=0, description="longest wait (s)")
 
     retention_days: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, description="largest request body")

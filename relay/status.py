@@ -1,8 +1,9 @@
 """`relay status`: the relay's health at a glance, read straight from Redis.
 
 Queue depths, the workers seen lately, and each subscription's delivery health (on or
-off and why, success and error counts, the last error, dead letters). `gather` reads it,
-`as_json` is the machine form (`--json`), `render` the terminal one (rich).
+off and why, its circuit, success and error counts, the last error, deliveries waiting,
+dead letters). `gather` reads it, `as_json` is the machine form (`--json`), `render` the
+terminal one (rich).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class SubscriptionHealth:
     failing_since: int | None  # ms
     disabled_reason: str | None
     dead: int  # dead letters kept
+    circuit: str | None = None  # "open" or "half-open" (a probe in flight); None: closed
+    circuit_retry_at: int | None = None  # ms: when the next probe may go
+    waiting: int = 0  # deliveries waiting for a send slot or for the circuit
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,13 @@ def gather(client: Redis, *, worker_ttl: float) -> Status:
     records = subscriptions.list_subscriptions(client)
     statuses = subscription_status.get_statuses(client, sub_ids=[r.id for r in records])
     dead = queues.dead_by_subscription(client)
-    health = [_health(r, statuses[r.id], dead.pop(r.id, 0)) for r in records]
+    waiting = queues.waiting_by_subscription(client, sub_ids=[r.id for r in records])
+    health = [_health(r, statuses[r.id], dead.pop(r.id, 0), waiting[r.id]) for r in records]
     return Status(now, depths, workers, health, dead_unattributed=sum(dead.values()))
 
 
 def _health(
-    record: subscriptions.SubscriptionRecord, status: dict[str, Any], dead: int
+    record: subscriptions.SubscriptionRecord, status: dict[str, Any], dead: int, waiting: int
 ) -> SubscriptionHealth:
     errors: list[dict[str, Any]] = status.get("errors", [])
     return SubscriptionHealth(
@@ -90,6 +95,9 @@ def _health(
         failing_since=status.get("failingSince"),
         disabled_reason=status.get("disabledReason"),
         dead=dead,
+        circuit=status.get("circuitState"),
+        circuit_retry_at=status.get("circuitRetryAt"),
+        waiting=waiting,
     )
 
 
@@ -137,6 +145,7 @@ def _queues_table(status: Status) -> Panel:
         ("due", q.due, "deliveries still to deliver (pending, retrying, in flight)"),
         ("ready", q.ready, "of those, due now: a growing number means workers lag"),
         ("claims", q.claims, "deliveries a worker is attempting"),
+        ("waiting", q.waiting, "deliveries held back: subscription at its cap or circuit open"),
         ("dead", q.dead, "dead letters (per subscription below)"),
     ]
     for name, value, text in rows:
@@ -165,7 +174,7 @@ def _subs_table(status: Status) -> Table:
         table.add_row(
             sub.id,
             sub.name,
-            _state(sub),
+            _state(sub, status.at),
             str(sub.success_count),
             Text(str(sub.error_count), "yellow" if sub.error_count else ""),
             Text(str(sub.dead), "red" if sub.dead else ""),
@@ -178,9 +187,17 @@ def _subs_table(status: Status) -> Table:
     return table
 
 
-def _state(sub: SubscriptionHealth) -> Text:
+def _state(sub: SubscriptionHealth, now: int) -> Text:
     if not sub.on:
         return Text(f"off: {sub.disabled_reason}" if sub.disabled_reason else "off", "red")
+    waiting = f", {sub.waiting} waiting" if sub.waiting else ""
+    if sub.circuit == "half-open":
+        return Text(f"on, circuit open: probing{waiting}", "red")
+    if sub.circuit is not None:
+        probe = _span((sub.circuit_retry_at or now) - now)
+        return Text(f"on, circuit open: next probe in {probe}{waiting}", "red")
+    if waiting:
+        return Text(f"on{waiting}", "yellow")
     if sub.failing_since is not None:
         return Text("on, failing", "yellow")
     return Text("on", "green")
@@ -200,8 +217,12 @@ def _clock(ms: int) -> str:
 
 
 def _ago(ms: int) -> str:
+    return f"{_span(ms)} ago"
+
+
+def _span(ms: int) -> str:
     seconds = max(0, ms) / 1000
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds / size:.0f}{unit} ago"
-    return f"{seconds:.0f}s ago"
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"

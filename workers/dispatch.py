@@ -17,12 +17,20 @@ from policies import map_event
 from relay.settings import Settings
 from relay.store import deliveries, events
 from relay.store.client import Redis
-from relay.store.deliveries import Attempt, Delivery, DeliveryKind, DeliveryState, Finish
+from relay.store.deliveries import (
+    Attempt,
+    Delivery,
+    DeliveryKind,
+    DeliveryState,
+    Finish,
+    Limits,
+    Reach,
+)
 from relay.store.subscriptions import SubscriptionRecord
 from workers import health, metering, payloads, signing
 from workers.errors import UnknownFormatError
 from workers.http import SendResult
-from workers.outcomes import Outcome, classify, next_delay
+from workers.outcomes import Outcome, classify, next_delay, reach
 from workers.sender import OutboundRequest, SendAll
 from workers.snapshot import SubscriptionCache
 
@@ -55,6 +63,20 @@ class Done:
     finish: Finish
 
 
+Handoff = Callable[[list[str]], object]
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The per-subscription limits of `settings`, in the store's terms."""
+    return Limits(
+        max_in_flight=settings.subscription_max_in_flight,
+        lease_ms=int(settings.delivery_lease * 1000),
+        circuit_failures=settings.circuit_failures,
+        circuit_cooldown_ms=int(settings.circuit_cooldown * 1000),
+        circuit_cooldown_max_ms=int(settings.circuit_cooldown_max * 1000),
+    )
+
+
 async def deliver_batch(
     client: Redis,
     *,
@@ -63,15 +85,22 @@ async def deliver_batch(
     cache: SubscriptionCache,
     send: SendAll,
     clock: Clock = now_ms,
+    handoff: Handoff | None = None,
 ) -> list[Done]:
     """Attempt the given deliveries that are due and unclaimed; what happened to each.
+
+    A delivery whose subscription has all its slots taken (`subscription_max_in_flight`)
+    or an open circuit is not claimed: it waits, and `handoff` gets the waiting deliveries
+    handed the slots this batch frees, to attempt at once (without it, the pump finds them
+    due after a lease).
 
     Runs on the sender's event loop, Redis calls included: they take well under a
     millisecond each, and keeping all of a batch's work on one thread spares the worker
     the GIL hand-offs that cost more CPU than the work itself (measured: bench/).
     """
+    limits = limits_of(settings)
     claimed = deliveries.claim(
-        client, ids=ids, now_ms=clock(), lease_ms=int(settings.delivery_lease * 1000)
+        client, ids=ids, now_ms=clock(), lease_ms=limits.lease_ms, limits=limits
     )
     if not claimed:
         return []
@@ -85,14 +114,18 @@ async def deliver_batch(
     results = await send([p.request for p in sending if p.request is not None])
     for item, result in zip(sending, results, strict=True):
         done.append(_decide(item, result, settings=settings, at_ms=started, now=clock()))
-    changed = deliveries.finish(
+    settled = deliveries.settle(
         client,
-        results=[d.finish for d in done],
+        results=[replace(d.finish, sub_id=d.prepared.delivery.sub_id) for d in done],
         now_ms=clock(),
         ttl_s=int(settings.retention_days * 86400),
+        limits=limits,
     )
-    metering.attempted(done, changed=changed, events=stored, now_ms=clock())
+    if settled.promoted and handoff is not None:
+        handoff(settled.promoted)
+    metering.attempted(done, changed=settled.changed, events=stored, now_ms=clock())
     health.apply(client, done=done, settings=settings, now_ms=clock())
+    health.circuits_changed(opened=settled.opened, closed=settled.closed, settings=settings)
     return done
 
 
@@ -171,7 +204,9 @@ def _decide(
         outcome=outcome.value,
     )
     finish = decide(item.delivery, outcome, result, settings=settings, now_ms=now)
-    return Done(item, result, outcome, replace(finish, attempt=attempt))
+    counted = item.delivery.kind is not DeliveryKind.TEST  # test sends leave the circuit alone
+    finish = replace(finish, attempt=attempt, reach=reach(result) if counted else Reach.NONE)
+    return Done(item, result, outcome, finish)
 
 
 def decide(

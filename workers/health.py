@@ -1,8 +1,11 @@
 """After a batch of attempts: each subscription's `_status`, and turning failing ones off.
 
-A 410 Gone turns the subscription off at once; one failing continuously for
-`settings.disable_after` (since its `failing_since`) is turned off too. Test deliveries
-and deliveries decided without an attempt (skipped, dead before sending) change nothing.
+A 410 Gone turns the subscription off at once, and so does a destination the guard refuses
+when connecting (the URL's name now resolves to a forbidden address, say): every later
+delivery would be refused too. One failing continuously for `settings.disable_after`
+(since its `failing_since`) is turned off too. Test deliveries and deliveries decided
+without an attempt (skipped, dead before sending) change nothing. Circuits opened or
+closed by the batch (relay/store/delivery_scripts.py keeps them) are logged here.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def apply(client: Redis, *, done: Sequence[Done], settings: Settings, now_ms: in
     succeeded: dict[str, int] = {}
     failed: set[str] = set()
     gone: set[str] = set()
+    refused: dict[str, str] = {}
     for item in done:
         if item.result is None or item.prepared.delivery.kind is DeliveryKind.TEST:
             continue
@@ -48,6 +52,8 @@ def apply(client: Redis, *, done: Sequence[Done], settings: Settings, now_ms: in
         )
         if item.outcome is Outcome.GONE:
             gone.add(sub_id)
+        elif item.result.refused:
+            refused[sub_id] = item.result.error or "destination refused"
     # one success per subscription and batch is enough: it ends the run of failures
     for sub_id, at_ms in succeeded.items():
         subscription_status.record_success(client, sub_id=sub_id, at_ms=at_ms)
@@ -58,7 +64,45 @@ def apply(client: Redis, *, done: Sequence[Done], settings: Settings, now_ms: in
             extra={"subscription_id": sub_id},
         )
         subscriptions.turn_off(client, sub_id=sub_id, reason=GONE_REASON)
-    _disable_long_failing(client, failed - gone - succeeded.keys(), settings=settings, now=now_ms)
+    for sub_id, reason in sorted(refused.items()):
+        if sub_id not in gone:
+            _turn_off_refused(client, sub_id=sub_id, reason=reason)
+    stopped = gone | refused.keys()
+    _disable_long_failing(
+        client, failed - stopped - succeeded.keys(), settings=settings, now=now_ms
+    )
+
+
+def _turn_off_refused(client: Redis, *, sub_id: str, reason: str) -> None:
+    record = subscriptions.get_subscription(client, sub_id=sub_id)
+    if record is None or not record.on:
+        return
+    log.warning(
+        "subscription %s: %s, turning it off",
+        sub_id,
+        reason,
+        extra={"subscription_id": sub_id},
+    )
+    subscriptions.turn_off(client, sub_id=sub_id, reason=reason)
+
+
+def circuits_changed(*, opened: Sequence[str], closed: Sequence[str], settings: Settings) -> None:
+    """Log the circuits a batch opened (deliveries now wait) and closed (they flow again)."""
+    for sub_id in opened:
+        log.warning(
+            "subscription %s: circuit opened after %d timeouts or connection failures in a"
+            " row; its deliveries wait, one probe in %.0f s",
+            sub_id,
+            settings.circuit_failures,
+            settings.circuit_cooldown,
+            extra={"subscription_id": sub_id},
+        )
+    for sub_id in closed:
+        log.info(
+            "subscription %s: circuit closed, the receiver answers again",
+            sub_id,
+            extra={"subscription_id": sub_id},
+        )
 
 
 def _disable_long_failing(

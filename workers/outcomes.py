@@ -6,9 +6,10 @@ import random
 from enum import StrEnum
 
 from relay.settings import Settings
+from relay.store.deliveries import Reach
 from workers.http import SendResult
 
-__all__ = ["Outcome", "classify", "next_delay"]
+__all__ = ["Outcome", "classify", "next_delay", "reach"]
 
 _RNG = random.Random()
 
@@ -36,6 +37,25 @@ def classify(result: SendResult) -> Outcome:
     if status == 410:
         return Outcome.GONE
     return Outcome.RETRY
+
+
+# errors of a send that got no answer because the receiver could not be reached in time
+# (workers/lean_http.py, workers/http.py); DNS failures come as "cannot resolve ..."
+_UNREACHABLE = ("timed out", "connection failed", "network error", "cannot resolve")
+
+
+def reach(result: SendResult) -> Reach:
+    """Answered (any status), unreachable (timeout, connection or DNS failure), or neither.
+
+    A refused destination, a request that could not be written, or a receiver speaking
+    garbage count as neither: they do not hold a send slot for long, and the circuit
+    breaker is about receivers that do.
+    """
+    if result.status_code is not None:
+        return Reach.ANSWERED
+    if not result.refused and (result.error or "").startswith(_UNREACHABLE):
+        return Reach.UNREACHABLE
+    return Reach.NONE
 
 
 def next_delay(

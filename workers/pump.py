@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 
 from relay.settings import Settings
 from relay.store import deliveries
 from relay.store.client import Redis
-from workers import fanout
+from workers import dispatch, fanout
 from workers.snapshot import SubscriptionCache
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,15 @@ def pump(
     *,
     settings: Settings,
     enqueue: Callable[[Sequence[str]], None],
+    cache: SubscriptionCache,
     clock: Callable[[], float] = time.time,
 ) -> int:
-    """Enqueue every due delivery (in batches); how many were enqueued."""
+    """Enqueue every due delivery (in batches, subscriptions taking turns) and the waiting
+    deliveries that may go now; how many were enqueued."""
     started = clock()
-    total = 0
+    total = wake(
+        client, settings=settings, enqueue=enqueue, cache=cache, now_ms=int(started * 1000)
+    )
     while clock() - started < PUMP_BUDGET_S:
         ids = deliveries.take_due(
             client,
@@ -45,13 +50,51 @@ def pump(
             limit=PUMP_TAKE,
         )
         if ids:
-            enqueue(ids)
+            enqueue(take_turns(ids, deliveries.subscriptions_of(client, ids=ids)))
             total += len(ids)
         if len(ids) < PUMP_TAKE:
             break
     if total:
         log.debug("pump: %d due deliveries enqueued", total)  # every second under retries
     return total
+
+
+def take_turns(ids: Sequence[str], subs: Mapping[str, str]) -> list[str]:
+    """`ids` with their subscriptions taking turns (one of each, then a second of each...):
+    one subscription's hundreds of due deliveries fill the batches only after the others'."""
+    turns: dict[str, deque[str]] = {}
+    for delivery_id in ids:
+        turns.setdefault(subs.get(delivery_id, ""), deque()).append(delivery_id)
+    ordered: list[str] = []
+    while turns:
+        for sub_id in list(turns):
+            queue = turns[sub_id]
+            ordered.append(queue.popleft())
+            if not queue:
+                del turns[sub_id]
+    return ordered
+
+
+def wake(
+    client: Redis,
+    *,
+    settings: Settings,
+    enqueue: Callable[[Sequence[str]], None],
+    cache: SubscriptionCache,
+    now_ms: int,
+) -> int:
+    """Enqueue the waiting deliveries that may go now (`deliveries.wake`); how many.
+
+    The hand-off of freed slots (`deliver_batch`) moves them on without the pump; this
+    catches slots freed by the end of a lease (a worker died), circuits due for a probe,
+    and subscriptions turned off or deleted, whose deliveries the claim skips.
+    """
+    records = cache.get(client).records
+    live = {sub_id for sub_id, record in records.items() if record.on}
+    ids = deliveries.wake(client, now_ms=now_ms, limits=dispatch.limits_of(settings), live=live)
+    if ids:
+        enqueue(ids)
+    return len(ids)
 
 
 def sweep(

@@ -3,15 +3,17 @@
 Every task is idempotent and runs with `acks_late` (set on the app): a task redelivered
 after a crash finds its work done (deterministic delivery ids, claims with leases) or
 finishes it. Durable state is in Redis, so a task lost with its worker costs a delay of
-at most one lease (the pump finds its deliveries due again), never a delivery.
+at most one lease (the pump finds its deliveries due again), never a delivery. A deliver
+task (and a fan-out's own first attempts) ends once its sends hold a slot on the sender's
+loop, not when they end: a receiver that hangs holds a slot of its subscription, never a
+pool thread (workers/sender.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from celery.signals import worker_process_shutdown, worker_shutdown
 
@@ -21,10 +23,8 @@ from workers import dispatch, fanout, names
 from workers import pump as pumping
 from workers.celery_app import app, settings_of
 from workers.enqueue import DELIVER_BATCH
-from workers.sender import close_shared_sender, shared_sender
+from workers.sender import Batch, LoopSender, SendAll, close_shared_sender, shared_sender
 from workers.snapshot import SubscriptionCache
-
-_T = TypeVar("_T")
 
 _cache_lock = threading.Lock()
 _caches: dict[frozenset[str], SubscriptionCache] = {}
@@ -71,36 +71,45 @@ def fanout_task(event_ids: list[int]) -> int:
 
 @app.task(name=names.DELIVER)  # type: ignore[untyped-decorator]
 def deliver_task(delivery_ids: list[str]) -> int:
-    """Attempt these deliveries (those due and unclaimed); how many were attempted."""
+    """Attempt these deliveries (those due and unclaimed); returns once their sends started."""
     settings = _settings()
     return _deliver(settings, _client(settings), [str(i) for i in delivery_ids])
 
 
 def _deliver(settings: Settings, client: Redis, ids: list[str]) -> int:
+    """Hand the ids to the sender's loop in batches; returns once their sends hold slots."""
     sender = shared_sender(settings)
-    batches = [
-        dispatch.deliver_batch(
-            client,
-            ids=ids[start : start + DELIVER_BATCH],
-            settings=settings,
-            cache=_cache(settings),
-            send=sender.send_all,
+    sender.start(
+        [
+            _batch(settings, client, sender, ids[s : s + DELIVER_BATCH])
+            for s in range(0, len(ids), DELIVER_BATCH)
+        ]
+    )
+    return len(ids)
+
+
+def _batch(settings: Settings, client: Redis, sender: LoopSender, ids: list[str]) -> Batch:
+    def handoff(promoted: list[str]) -> None:
+        # slots this batch freed, handed to waiting deliveries of the same subscriptions:
+        # attempted here and now, not at the pump's next beat
+        for start in range(0, len(promoted), DELIVER_BATCH):
+            sender.spawn(_batch(settings, client, sender, promoted[start : start + DELIVER_BATCH]))
+
+    def batch(send: SendAll) -> Coroutine[Any, Any, object]:
+        return dispatch.deliver_batch(
+            client, ids=ids, settings=settings, cache=_cache(settings), send=send, handoff=handoff
         )
-        for start in range(0, len(ids), DELIVER_BATCH)
-    ]
-    done = sender.run(_gather(batches))
-    return sum(1 for batch in done for item in batch if item.result is not None)
 
-
-async def _gather(batches: list[Coroutine[Any, Any, _T]]) -> list[_T]:
-    return list(await asyncio.gather(*batches))
+    return batch
 
 
 @app.task(name=names.PUMP)  # type: ignore[untyped-decorator]
 def pump_task() -> int:
-    """Enqueue the deliveries that are due."""
+    """Enqueue the deliveries that are due, and the waiting ones that may go now."""
     settings = _settings()
-    return pumping.pump(_client(settings), settings=settings, enqueue=enqueue_deliveries)
+    return pumping.pump(
+        _client(settings), settings=settings, enqueue=enqueue_deliveries, cache=_cache(settings)
+    )
 
 
 @app.task(name=names.SWEEP)  # type: ignore[untyped-decorator]

@@ -5,13 +5,15 @@ is scheduled), and the terminal `delivered`, `dead` (retries exhausted, or refus
 good), `gone` (the receiver answered 410 and the subscription was turned off) and
 `skipped` (the subscription is off or deleted). Durable truth lives here, never in a
 worker: relay:due holds every delivery still to attempt, relay:claims the leases of those
-being attempted. See relay/store/delivery_scripts.py for the atomic transitions.
+being attempted, and each subscription's waiting set the deliveries that were due while it
+had no free send slot (`Limits.max_in_flight`) or while its circuit was open. See
+relay/store/delivery_scripts.py for the atomic transitions.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -80,15 +82,56 @@ class Attempt:
     outcome: str
 
 
+class Reach(StrEnum):
+    """Whether an attempt reached the receiver: what the subscription's circuit counts."""
+
+    ANSWERED = "ok"  # an HTTP answer, whatever its status
+    UNREACHABLE = "down"  # timed out, or the connection failed
+    NONE = ""  # no attempt, a refused destination, or a test delivery: not counted
+
+
 @dataclass(frozen=True)
 class Finish:
-    """What an attempt (or a decision not to attempt) does to a delivery."""
+    """What an attempt (or a decision not to attempt) does to a delivery.
+
+    `sub_id` (when known) frees the delivery's send slot of its subscription and lets
+    `reach` count for the subscription's circuit.
+    """
 
     delivery_id: str
     state: DeliveryState
     attempt: Attempt | None = None
     next_attempt_at: int | None = None
     reason: str = ""
+    sub_id: str = ""
+    reach: Reach = Reach.NONE
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one subscription may hold, enforced by the claim and finish scripts.
+
+    At most `max_in_flight` of its deliveries hold a send slot (claimed, or handed a freed
+    slot) at once, across every worker. `circuit_failures` unreachable attempts in a row
+    open its circuit: nothing is sent until one probe, `circuit_cooldown_ms` later (twice
+    as long after each failed probe, up to `circuit_cooldown_max_ms`), reaches it.
+    """
+
+    max_in_flight: int
+    lease_ms: int
+    circuit_failures: int
+    circuit_cooldown_ms: int
+    circuit_cooldown_max_ms: int
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a finish changed: states, freed slots handed on, circuits opened or closed."""
+
+    changed: list[str]
+    promoted: list[str]  # waiting deliveries handed a freed slot: attempt them now
+    opened: list[str]  # subscriptions whose circuit opened
+    closed: list[str]  # subscriptions whose circuit closed
 
 
 def event_delivery_id(*, event_id: int, sub_id: str, replay: str | None = None) -> str:
@@ -124,16 +167,37 @@ def _create_chunk(
     return ids
 
 
-def claim(client: Redis, *, ids: Sequence[str], now_ms: int, lease_ms: int) -> list[Delivery]:
-    """Claim the deliveries that are due and unclaimed, with a lease; skips all others."""
+def claim(
+    client: Redis, *, ids: Sequence[str], now_ms: int, lease_ms: int, limits: Limits | None = None
+) -> list[Delivery]:
+    """Claim the deliveries that are due and unclaimed, with a lease; skips all others.
+
+    With `limits`, a delivery whose subscription has no free slot or an open circuit is not
+    claimed: it moves to the subscription's waiting set (no attempt is counted) until a
+    slot frees (`settle` hands it on) or the pump wakes it (`wake`).
+    """
     if not ids:
         return []
-    script_keys = [keys.DUE, keys.CLAIMS, *(keys.delivery(i) for i in ids)]
+    subs = subscriptions_of(client, ids=ids) if limits is not None else {}
+    script_keys = [keys.DUE, keys.CLAIMS, keys.WAITING]
+    args: list[str | int] = [now_ms, now_ms + lease_ms, limits.max_in_flight if limits else 0]
+    for delivery_id in ids:
+        sub_id = subs.get(delivery_id, "")
+        script_keys += [keys.delivery(delivery_id), *_slot_keys(sub_id)]
+        args += [delivery_id, sub_id]
     with translate_errors():
-        flat: list[Any] = client.register_script(delivery_scripts.CLAIM)(
-            script_keys, [now_ms, now_ms + lease_ms, *ids]
-        )
+        flat: list[Any] = client.register_script(delivery_scripts.CLAIM)(script_keys, args)
     return [_delivery(flat[i], _pairs(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+def subscriptions_of(client: Redis, *, ids: Sequence[str]) -> dict[str, str]:
+    """The subscription of each delivery (deliveries without a record are left out)."""
+    with translate_errors():
+        pipe = client.pipeline(transaction=False)
+        for delivery_id in ids:
+            pipe.hget(keys.delivery(delivery_id), "sub")
+        found: list[str | None] = pipe.execute()
+    return {delivery_id: sub for delivery_id, sub in zip(ids, found, strict=True) if sub}
 
 
 def finish(client: Redis, *, results: Sequence[Finish], now_ms: int, ttl_s: int) -> list[str]:
@@ -142,14 +206,30 @@ def finish(client: Redis, *, results: Sequence[Finish], now_ms: int, ttl_s: int)
     A delivery already terminal (another worker finished it) only gains the attempt.
     Returns the ids whose state changed.
     """
+    return settle(client, results=results, now_ms=now_ms, ttl_s=ttl_s).changed
+
+
+def settle(
+    client: Redis,
+    *,
+    results: Sequence[Finish],
+    now_ms: int,
+    ttl_s: int,
+    limits: Limits | None = None,
+) -> Settled:
+    """`finish`, and with `limits`: free the deliveries' slots, count their reach for the
+    circuits, and hand each freed slot to the oldest waiting delivery of its subscription."""
     if not results:
-        return []
-    script_keys = [keys.DUE, keys.CLAIMS, keys.DEAD]
-    args: list[str | int] = [now_ms, ATTEMPTS_KEPT, ttl_s]
+        return Settled([], [], [], [])
+    script_keys = [keys.DUE, keys.CLAIMS, keys.DEAD, keys.CIRCUITS, keys.WAITING]
+    args: list[str | int] = [now_ms, ATTEMPTS_KEPT, ttl_s, *_limit_args(limits, now_ms)]
     for result in results:
+        sub_id = result.sub_id if limits is not None else ""
         script_keys += [
             keys.delivery(result.delivery_id),
             keys.delivery_attempts(result.delivery_id),
+            *_slot_keys(sub_id),
+            keys.subscription(sub_id),
         ]
         args += [
             result.delivery_id,
@@ -157,10 +237,14 @@ def finish(client: Redis, *, results: Sequence[Finish], now_ms: int, ttl_s: int)
             "" if result.next_attempt_at is None else result.next_attempt_at,
             result.reason,
             "" if result.attempt is None else json.dumps(asdict(result.attempt)),
+            sub_id,
+            result.reach.value,
         ]
     with translate_errors():
-        changed: list[str] = client.register_script(delivery_scripts.FINISH)(script_keys, args)
-    return changed
+        changed, promoted, opened, closed = client.register_script(delivery_scripts.FINISH)(
+            script_keys, args
+        )
+    return Settled(list(changed), list(promoted), list(opened), list(closed))
 
 
 def take_due(client: Redis, *, now_ms: int, requeue_ms: int, limit: int) -> list[str]:
@@ -170,6 +254,55 @@ def take_due(client: Redis, *, now_ms: int, requeue_ms: int, limit: int) -> list
             [keys.DUE], [now_ms, now_ms + requeue_ms, limit]
         )
     return ids
+
+
+# waiting deliveries of a subscription turned off or deleted, released per pump run
+RELEASE_PER_RUN = 1000
+
+
+def wake(client: Redis, *, now_ms: int, limits: Limits, live: Collection[str]) -> list[str]:
+    """Waiting deliveries to enqueue now: as many as each subscription has free slots (a
+    worker that died with a slot frees it when its lease ends), one probe of a circuit
+    whose cool-down is over, and those of subscriptions not in `live` (the ones on: the
+    claims of the others skip them). Forgets circuits closed by other means."""
+    with translate_errors():
+        subs: set[str] = client.smembers(keys.WAITING)  # type: ignore[assignment]
+        subs.update(client.zrange(keys.CIRCUITS, 0, -1))  # type: ignore[arg-type]
+    if not subs:
+        return []
+    script_keys = [keys.DUE, keys.CIRCUITS, keys.WAITING]
+    args: list[str | int] = [
+        now_ms,
+        now_ms + limits.lease_ms,
+        limits.max_in_flight,
+        RELEASE_PER_RUN,
+    ]
+    for sub_id in sorted(subs):
+        script_keys += _slot_keys(sub_id)
+        args += [sub_id, 0 if sub_id in live else 1]
+    with translate_errors():
+        ids: list[str] = client.register_script(delivery_scripts.WAKE)(script_keys, args)
+    return ids
+
+
+def _slot_keys(sub_id: str) -> list[str]:
+    return [
+        keys.subscription_inflight(sub_id),
+        keys.subscription_waiting(sub_id),
+        keys.subscription_status(sub_id),
+    ]
+
+
+def _limit_args(limits: Limits | None, now_ms: int) -> list[int]:
+    if limits is None:
+        return [0, 0, 0, 0, 0]
+    return [
+        limits.max_in_flight,
+        now_ms + limits.lease_ms,
+        limits.circuit_failures,
+        limits.circuit_cooldown_ms,
+        limits.circuit_cooldown_max_ms,
+    ]
 
 
 def drop_expired_claims(client: Redis, *, now_ms: int) -> int:

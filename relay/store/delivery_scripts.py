@@ -1,9 +1,11 @@
 """Lua scripts behind relay/store/deliveries.py: each state change of a delivery is atomic.
 
 Invariant they keep: a delivery that is `pending` or `failed` is in relay:due (score = when a
-worker should next pick it up); a terminal one (delivered, dead, gone, skipped) is not. A
-claim is a lease in relay:claims; while it is held no other worker may attempt the delivery.
-Every key is passed in KEYS (built by relay/store/keys.py), never assembled in Lua.
+worker should next pick it up) or, when its subscription had no free slot or its circuit was
+open, in that subscription's waiting set; a terminal one (delivered, dead, gone, skipped) is
+in neither. A claim is a lease in relay:claims; while it is held no other worker may attempt
+the delivery. Every key is passed in KEYS (built by relay/store/keys.py), never assembled in
+Lua.
 """
 
 from __future__ import annotations
@@ -36,44 +38,147 @@ end
 return out
 """
 
-# KEYS: due, claims, then delivery per id; ARGV: now, lease_until, then ids
-# -> flat [id, HGETALL, id, HGETALL, ...] of the deliveries claimed
-CLAIM = """
-local now = tonumber(ARGV[1])
+# Admission of one delivery of a subscription (cap > 0, not a test delivery): while its
+# circuit is open only one probe goes, once the cool-down is over; otherwise at most `cap`
+# deliveries hold a slot (relay:sub:{id}:inflight, entries ending with their lease). A
+# delivery already there holds the slot kept for it when it was handed a freed one.
+_ADMIT = """
+local function admit(id, inflight, status, now, lease_until, cap)
+  local c = redis.call('HMGET', status, 'circuit', 'circuitRetryAt', 'circuitProbeUntil')
+  if c[1] == 'open' then
+    if now < tonumber(c[2] or 0) or tonumber(c[3] or 0) > now then return false end
+    redis.call('HSET', status, 'circuitProbe', id, 'circuitProbeUntil', lease_until)
+  else
+    redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
+    if not redis.call('ZSCORE', inflight, id) and redis.call('ZCARD', inflight) >= cap then
+      return false
+    end
+  end
+  redis.call('ZADD', inflight, lease_until, id)
+  redis.call('PEXPIREAT', inflight, lease_until)
+  return true
+end
+"""
+
+# KEYS: due, claims, waiting index, then (delivery, inflight, waiting, status) per id
+# ARGV: now, lease_until, cap (0: no cap, no circuit), then (id, subscription) per id
+# -> flat [id, HGETALL, id, HGETALL, ...] of the deliveries claimed; the due ones that were
+# not admitted move from relay:due to their subscription's waiting set (no attempt)
+CLAIM = (
+    _ADMIT
+    + """
+local now, lease_until, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
-for i = 3, #KEYS do
-  local id, key = ARGV[i], KEYS[i]
-  local f = redis.call('HMGET', key, 'state', 'next')
+for i = 0, (#KEYS - 3) / 4 - 1 do
+  local key, inflight, waiting, status = KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i],
+    KEYS[7 + 4 * i]
+  local id, sub = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
+  local f = redis.call('HMGET', key, 'state', 'next', 'kind')
   local state = f[1]
   if state ~= 'pending' and state ~= 'failed' then
     -- missing or terminal: a duplicate task or a stale queue entry; nothing to do
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
+    if sub ~= '' then redis.call('ZREM', waiting, id) end
   elseif tonumber(f[2] or 0) <= now then
     local held = redis.call('ZSCORE', KEYS[2], id)
     if not held or tonumber(held) <= now then
-      redis.call('ZADD', KEYS[2], ARGV[2], id)
-      -- if this worker dies, the pump finds the delivery due again when the lease ends
-      redis.call('ZADD', KEYS[1], ARGV[2], id)
-      out[#out + 1] = id
-      out[#out + 1] = redis.call('HGETALL', key)
+      if cap == 0 or sub == '' or f[3] == 'test'
+          or admit(id, inflight, status, now, lease_until, cap) then
+        redis.call('ZADD', KEYS[2], lease_until, id)
+        -- if this worker dies, the pump finds the delivery due again when the lease ends
+        redis.call('ZADD', KEYS[1], lease_until, id)
+        if sub ~= '' then redis.call('ZREM', waiting, id) end
+        out[#out + 1] = id
+        out[#out + 1] = redis.call('HGETALL', key)
+      else
+        redis.call('ZREM', KEYS[1], id)
+        redis.call('ZADD', waiting, tonumber(f[2] or now), id)
+        redis.call('SADD', KEYS[3], sub)
+      end
     end
   end
 end
 return out
 """
+)
 
-# KEYS: due, claims, dead, then (delivery, attempts) per item
-# ARGV: now, attempts_cap, terminal_ttl_s, then (id, state, next, reason, attempt_json) per item
-# -> ids whose state changed (a delivery already terminal keeps its state)
-FINISH = """
-local now, cap, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local changed = {}
-local n = (#KEYS - 3) / 2
-for i = 0, n - 1 do
-  local dkey, akey = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
-  local id, state, nxt = ARGV[4 + 5 * i], ARGV[5 + 5 * i], ARGV[6 + 5 * i]
-  local reason, attempt = ARGV[7 + 5 * i], ARGV[8 + 5 * i]
+# Handing freed slots of a subscription (circuit closed) to its waiting deliveries, oldest
+# first: each is due again after a lease (if the hand-off is lost) and keeps its slot.
+_PROMOTE = """
+local function promote(sub, inflight, waiting, now, lease_until, cap, due, out)
+  redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
+  local free = cap - redis.call('ZCARD', inflight)
+  if free > 0 then
+    local ids = redis.call('ZRANGE', waiting, 0, free - 1)
+    for _, id in ipairs(ids) do
+      redis.call('ZREM', waiting, id)
+      redis.call('ZADD', due, lease_until, id)
+      redis.call('ZADD', inflight, lease_until, id)
+      out[#out + 1] = id
+    end
+    if #ids > 0 then redis.call('PEXPIREAT', inflight, lease_until) end
+  end
+end
+"""
+
+_CIRCUIT_FIELDS = (
+    "'circuit', 'circuitOpenedAt', 'circuitRetryAt', 'circuitCooldown', 'circuitProbe', "
+    "'circuitProbeUntil'"
+)
+
+# KEYS: due, claims, dead, circuits, waiting index,
+#       then (delivery, attempts, inflight, waiting, status, subscription) per item
+# ARGV: now, attempts_cap, terminal_ttl_s, cap (0: none), lease_until, failures, cooldown_ms,
+#       cooldown_max_ms, then (id, state, next, reason, attempt_json, subscription, reach) per
+#       item; reach: ok (the receiver answered), down (timeout, connection failed), '' (other)
+# -> {ids whose state changed (a delivery already terminal keeps its state), ids handed a
+#     freed slot (to attempt now), subscriptions whose circuit opened, ... closed}
+FINISH = (
+    _PROMOTE
+    + """
+local now, cap, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local slots, lease_until = tonumber(ARGV[4]), tonumber(ARGV[5])
+local failures, cooldown, cooldown_max = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local changed, promoted, opened, closed = {}, {}, {}, {}
+local touched = {}
+
+local function reached(id, sub, status)
+  if redis.call('HGET', status, 'circuit') then
+    redis.call('HDEL', status, """
+    + _CIRCUIT_FIELDS
+    + """)
+    redis.call('ZREM', KEYS[4], sub)
+    closed[#closed + 1] = sub
+  end
+  redis.call('HDEL', status, 'consecutiveFailures')
+end
+
+local function unreachable(id, sub, status, subkey)
+  if redis.call('EXISTS', subkey) == 0 then return end
+  local count = redis.call('HINCRBY', status, 'consecutiveFailures', 1)
+  local c = redis.call('HMGET', status, 'circuit', 'circuitProbe', 'circuitCooldown')
+  if c[1] == 'open' then
+    if c[2] == id then  -- the probe failed: open again, for longer
+      local wait = math.min(tonumber(c[3] or cooldown) * 2, cooldown_max)
+      redis.call('HSET', status, 'circuitCooldown', wait, 'circuitRetryAt', now + wait)
+      redis.call('HDEL', status, 'circuitProbe', 'circuitProbeUntil')
+      redis.call('ZADD', KEYS[4], now + wait, sub)
+    end
+  elseif count >= failures then
+    redis.call('HSET', status, 'circuit', 'open', 'circuitOpenedAt', now,
+      'circuitCooldown', cooldown, 'circuitRetryAt', now + cooldown)
+    redis.call('ZADD', KEYS[4], now + cooldown, sub)
+    opened[#opened + 1] = sub
+  end
+end
+
+for i = 0, (#KEYS - 5) / 6 - 1 do
+  local k = 6 + 6 * i
+  local dkey, akey = KEYS[k], KEYS[k + 1]
+  local a = 9 + 7 * i
+  local id, state, nxt = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local reason, attempt, sub, reach = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   local cur = redis.call('HGET', dkey, 'state')
   if cur then
     if attempt ~= '' then
@@ -98,9 +203,70 @@ for i = 0, n - 1 do
       changed[#changed + 1] = id
     end
   end
+  if sub ~= '' then
+    local inflight, waiting, status = KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+    redis.call('ZREM', inflight, id)
+    redis.call('ZREM', waiting, id)
+    if reach == 'ok' then
+      reached(id, sub, status)
+    elseif reach == 'down' then
+      unreachable(id, sub, status, KEYS[k + 5])
+    elseif redis.call('HGET', status, 'circuitProbe') == id then
+      redis.call('HDEL', status, 'circuitProbe', 'circuitProbeUntil')
+    end
+    touched[sub] = {inflight, waiting, status}
+  end
 end
-return changed
+if slots > 0 then
+  for sub, k in pairs(touched) do
+    if redis.call('HGET', k[3], 'circuit') ~= 'open' then
+      promote(sub, k[1], k[2], now, lease_until, slots, KEYS[1], promoted)
+      if redis.call('EXISTS', k[2]) == 0 then redis.call('SREM', KEYS[5], sub) end
+    end
+  end
+end
+return {changed, promoted, opened, closed}
 """
+)
+
+# KEYS: due, circuits, waiting index, then (inflight, waiting, status) per subscription
+# ARGV: now, lease_until, cap, release_max, then (subscription, release) per subscription
+# -> ids to enqueue now: of a subscription turned off or deleted (`release` 1), up to
+# release_max waiting ones (its claims skip them); of one whose circuit is open, one probe
+# once the cool-down is over; of any other, as many as it has free slots
+WAKE = (
+    _PROMOTE
+    + """
+local now, lease_until = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cap, release_max = tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {}
+for i = 0, (#KEYS - 3) / 3 - 1 do
+  local inflight, waiting, status = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
+  local sub, release = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
+  local c = redis.call('HMGET', status, 'circuit', 'circuitRetryAt', 'circuitProbeUntil')
+  if c[1] ~= 'open' then redis.call('ZREM', KEYS[2], sub) end
+  if release == '1' then
+    for _, id in ipairs(redis.call('ZRANGE', waiting, 0, release_max - 1)) do
+      redis.call('ZREM', waiting, id)
+      redis.call('ZADD', KEYS[1], lease_until, id)
+      out[#out + 1] = id
+    end
+  elseif c[1] == 'open' then
+    if now >= tonumber(c[2] or 0) and tonumber(c[3] or 0) <= now then
+      for _, id in ipairs(redis.call('ZRANGE', waiting, 0, 0)) do
+        redis.call('ZREM', waiting, id)
+        redis.call('ZADD', KEYS[1], lease_until, id)
+        out[#out + 1] = id
+      end
+    end
+  else
+    promote(sub, inflight, waiting, now, lease_until, cap, KEYS[1], out)
+  end
+  if redis.call('EXISTS', waiting) == 0 then redis.call('SREM', KEYS[3], sub) end
+end
+return out
+"""
+)
 
 # KEYS: due; ARGV: now, requeue_at, limit -> ids due now (their score moved to requeue_at)
 TAKE_DUE = """

@@ -29,6 +29,10 @@ Deliveries (owner: relay/store/deliveries.py)
     relay:due                          [zset]   delivery ids waiting for an attempt, score = due ms
     relay:claims                       [zset]   claimed delivery ids, score = lease expiry ms
     relay:dead                         [zset]   dead delivery ids, score = died ms
+    relay:sub:{id}:inflight            [zset]   deliveries holding a send slot, score = until ms
+    relay:sub:{id}:waiting             [zset]   deliveries waiting for a slot/circuit, score = due
+    relay:waiting                      [set]    subscriptions with waiting deliveries
+    relay:circuits                     [zset]   subscriptions with an open circuit, score = probe ms
 
 Evaluation metrics (owner: relay/store/evaluations.py)
     relay:evals:{env}:{flag}:{minute}  [hash]   "{app}\\x1f{variation}" -> count (TTL = retention);
@@ -70,6 +74,8 @@ SUBS_SEQ = f"{PREFIX}seq:sub"
 DUE = f"{PREFIX}due"
 CLAIMS = f"{PREFIX}claims"
 DEAD = f"{PREFIX}dead"
+WAITING = f"{PREFIX}waiting"
+CIRCUITS = f"{PREFIX}circuits"
 
 TOKENS = f"{PREFIX}tokens"
 WORKERS = f"{PREFIX}workers"
@@ -114,6 +120,14 @@ def subscription_errors(sub_id: str) -> str:
 
 def subscription_deliveries(sub_id: str) -> str:
     return f"{PREFIX}sub:{sub_id}:deliveries"
+
+
+def subscription_inflight(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}:inflight"
+
+
+def subscription_waiting(sub_id: str) -> str:
+    return f"{PREFIX}sub:{sub_id}:waiting"
 
 
 def delivery(delivery_id: str) -> str:

@@ -1,8 +1,9 @@
 """What is waiting where: queue depths and dead letters, read for `/metrics` and `relay status`.
 
 Read-only views over keys other modules write (the outbox of relay/store/events.py, the
-due, claims and dead sets of relay/store/deliveries.py). Every process reads the same
-Redis, so these figures are global, whichever API process serves them.
+due, claims, waiting and dead sets and the open circuits of relay/store/deliveries.py).
+Every process reads the same Redis, so these figures are global, whichever API process
+serves them.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ class QueueDepths:
     ready: int  # of those, the ones whose attempt time has come
     claims: int  # deliveries a worker holds a lease on
     dead: int  # dead letters kept for the retention period
+    # deliveries due while their subscription had no free send slot or an open circuit
+    waiting: int = 0
 
 
 def queue_depths(client: Redis, *, now_ms: int | None = None) -> QueueDepths:
-    """The depth of each queue, read in one round trip."""
+    """The depth of each queue, read in two round trips."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     with translate_errors():
         pipe = client.pipeline(transaction=False)
@@ -40,10 +43,39 @@ def queue_depths(client: Redis, *, now_ms: int | None = None) -> QueueDepths:
         pipe.zcount(keys.DUE, "-inf", now)
         pipe.zcard(keys.CLAIMS)
         pipe.zcard(keys.DEAD)
-        outbox, due, ready, claims, dead = pipe.execute()
+        pipe.smembers(keys.WAITING)
+        outbox, due, ready, claims, dead, waiting_subs = pipe.execute()
+    waiting = waiting_by_subscription(client, sub_ids=sorted(waiting_subs))
     return QueueDepths(
-        outbox=int(outbox), due=int(due), ready=int(ready), claims=int(claims), dead=int(dead)
+        outbox=int(outbox),
+        due=int(due),
+        ready=int(ready),
+        claims=int(claims),
+        dead=int(dead),
+        waiting=sum(waiting.values()),
     )
+
+
+def waiting_by_subscription(client: Redis, *, sub_ids: Sequence[str]) -> dict[str, int]:
+    """How many deliveries of each subscription wait for a send slot or for its circuit."""
+    with translate_errors():
+        pipe = client.pipeline(transaction=False)
+        for sub_id in sub_ids:
+            pipe.zcard(keys.subscription_waiting(sub_id))
+        counts = pipe.execute() if sub_ids else []
+    return {sub_id: int(n) for sub_id, n in zip(sub_ids, counts, strict=True)}
+
+
+def open_circuits(client: Redis) -> list[str]:
+    """The subscriptions whose circuit is open (probing included)."""
+    with translate_errors():
+        listed: list[str] = client.zrange(keys.CIRCUITS, 0, -1)  # type: ignore[assignment]
+        pipe = client.pipeline(transaction=False)
+        for sub_id in listed:
+            pipe.hget(keys.subscription_status(sub_id), "circuit")
+        states = pipe.execute() if listed else []
+    # the list is tidied by the pump: trust the subscription's own status
+    return [sub_id for sub_id, state in zip(listed, states, strict=True) if state == "open"]
 
 
 def outbox_enqueued_at(client: Redis, *, ids: Sequence[int]) -> dict[int, int]:

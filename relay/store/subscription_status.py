@@ -3,6 +3,13 @@
 Workers write it (`record_success`, `record_failure`); the API reads it (`get_status`).
 `failing_since` is when the current run of failures began; a success clears it, and the
 workers turn a subscription off once it has been failing for `DISABLE_AFTER`.
+
+The same hash holds the subscription's circuit breaker, written by the delivery scripts
+(relay/store/delivery_scripts.py): `consecutiveFailures` (unreachable attempts in a row)
+and, while the circuit is open, `circuit`, `circuitOpenedAt`, `circuitRetryAt` (when the
+next probe may go), `circuitCooldown` and the probe in flight (`circuitProbe`,
+`circuitProbeUntil`). `_status` shows `circuitState` (`open`, or `half-open` while a probe
+is in flight) with `circuitOpenedAt` and `circuitRetryAt`.
 """
 
 from __future__ import annotations
@@ -50,6 +57,18 @@ _INT_FIELDS = (
     "lastError",
     "failingSince",
     "disabledAt",
+    "circuitOpenedAt",
+    "circuitRetryAt",
+)
+# the circuit's fields, forgotten when it closes or when an admin turns the subscription on
+CIRCUIT_FIELDS = (
+    "consecutiveFailures",
+    "circuit",
+    "circuitOpenedAt",
+    "circuitRetryAt",
+    "circuitCooldown",
+    "circuitProbe",
+    "circuitProbeUntil",
 )
 
 
@@ -114,7 +133,9 @@ def get_statuses(client: Redis, *, sub_ids: list[str]) -> dict[str, dict[str, An
 def status_from(fields: dict[str, str], errors: list[str]) -> dict[str, Any]:
     """Build `_status` from the raw hash and error list (also used for batched reads)."""
     status: dict[str, Any] = {"successCount": 0, "errorCount": 0}
-    for name in _INT_FIELDS:
+    if fields.get("circuit") == "open":
+        status["circuitState"] = "half-open" if "circuitProbe" in fields else "open"
+    for name in _INT_FIELDS:  # the circuit's times exist only while it is open
         if name in fields:
             status[name] = int(fields[name])
     if "disabledReason" in fields:
@@ -134,9 +155,17 @@ def queue_turned_on(pipe: Pipeline, *, sub_id: str) -> None:
     """Queue, in the caller's transaction, forgetting why it was off and the failing run.
 
     An admin turning a subscription back on gives it a fresh start: without this the
-    workers would turn it off again at its next failure.
+    workers would turn it off again at its next failure, and an open circuit would keep
+    holding its deliveries back.
     """
-    pipe.hdel(keys.subscription_status(sub_id), "disabledReason", "disabledAt", "failingSince")
+    pipe.hdel(
+        keys.subscription_status(sub_id),
+        "disabledReason",
+        "disabledAt",
+        "failingSince",
+        *CIRCUIT_FIELDS,
+    )
+    pipe.zrem(keys.CIRCUITS, sub_id)
 
 
 def status_keys(sub_id: str) -> tuple[str, str]:

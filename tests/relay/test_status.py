@@ -92,7 +92,14 @@ def test_status_json_is_for_machines(
     document = json.loads(capsys.readouterr().out)
     # then
     assert code == 0
-    assert document["queues"] == {"outbox": 1, "due": 0, "ready": 0, "claims": 0, "dead": 2}
+    assert document["queues"] == {
+        "outbox": 1,
+        "due": 0,
+        "ready": 0,
+        "claims": 0,
+        "dead": 2,
+        "waiting": 0,
+    }
     assert [w["name"] for w in document["workers"]] == ["w1@host"]
     broken = next(s for s in document["subscriptions"] if s["name"] == "broken")
     assert broken["id"] == relay_state["broken"].id

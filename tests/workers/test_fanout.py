@@ -205,11 +205,12 @@ def test_the_pump_enqueues_every_due_delivery_and_only_those(
     redis_client.zadd(keys.DUE, {later: 2**50})
     enqueue = Recorder()
     # when
-    total = pump.pump(redis_client, settings=settings, enqueue=enqueue)
+    cache = cache_for(settings)
+    total = pump.pump(redis_client, settings=settings, enqueue=enqueue, cache=cache)
     # then
     assert total == 119 and later not in enqueue.ids
     assert len(set(enqueue.ids)) == 119
-    assert pump.pump(redis_client, settings=settings, enqueue=Recorder()) == 0
+    assert pump.pump(redis_client, settings=settings, enqueue=Recorder(), cache=cache) == 0
 
 
 def test_a_fanout_attempts_the_first_deliveries_itself_and_enqueues_the_rest(
