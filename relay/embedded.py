@@ -129,8 +129,11 @@ def lock_data_dir(data_dir: Path) -> int:
 def lock_holders(path: Path) -> list[int]:
     """Pids of this user's processes with `path` open (Linux /proc), this one excluded."""
     target = str(path.resolve())
-    holders = []
-    for entry in Path("/proc").iterdir():
+    holders: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: the message names no pid
+        return holders
+    for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         with contextlib.suppress(OSError):  # gone, or another user's
