@@ -283,13 +283,16 @@ def _raise_if_malformed(body: bytes) -> None:
 
 
 def _refuse_non_json_constants(body: bytes) -> None:
+    # pydantic-core's parser, not json.loads: its nesting is bounded, no RecursionError
     try:
         from_json(body, allow_inf_nan=False)
     except ValueError as exc:
-        raise InvalidRequestError(
-            "malformed JSON",
-            [FieldProblem("body", f"malformed JSON (NaN and Infinity are not JSON): {exc}")],
-        ) from None
+        try:
+            from_json(body)
+        except ValueError:
+            return  # malformed anyway: the parser below says where
+        reason = f"malformed JSON: NaN and Infinity are not JSON ({exc})"
+        raise InvalidRequestError("malformed JSON", [FieldProblem("body", reason)]) from None
 
 
 def _invalid(exc: ValidationError) -> InvalidRequestError:

@@ -267,3 +267,11 @@ def test_pulled_events_are_held_to_the_same_bounds(fields: dict[str, Any]) -> No
     with pytest.raises(ValidationError):
         validate_event({**VALID, **fields})
     assert validate_event(VALID) == VALID
+
+
+def test_a_nan_is_named_only_when_it_is_what_is_wrong() -> None:
+    """A constant is blamed when it is the fault; otherwise the JSON error says where."""
+    [(_, reason)] = _problems(b'{"type": "x", "createdBy": "a", "data": NaN}')
+    assert "NaN and Infinity are not JSON" in reason
+    [(_, reason)] = _problems(b'{"type": "x", "createdBy": "NaN", ')
+    assert reason.startswith("malformed JSON") and "NaN" not in reason
