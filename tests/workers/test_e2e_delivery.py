@@ -249,13 +249,14 @@ def test_replay_resends_a_time_range_as_new_deliveries(api: TestClient, receiver
     # given
     receiver = receivers()
     sub_id = create_subscription(api, receiver.url)
-    times = ["2031-01-01T00:00:01Z", "2031-01-01T00:00:02Z", "2031-01-01T00:00:03Z"]
+    base = int(time.time()) - 2 * 86_400  # past (a createdAt may not be ahead), within retention
+    times = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + s)) for s in (1, 2, 3)]
     ids = post_events(
         api, *(flag_event(f"e2e-replay-{i}", createdAt=t) for i, t in enumerate(times))
     )
     receiver.wait_for(3)
     # when
-    body = {"from": "2031-01-01T00:00:02Z", "to": 1924992003000}
+    body = {"from": times[1], "to": (base + 3) * 1000}
     response = api.post(f"{SUBS}/{sub_id}/replay", json=body, headers=ADMIN)
     # then
     assert response.status_code == 202, response.text
