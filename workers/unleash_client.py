@@ -19,13 +19,13 @@ A pull is held to a webhook delivery's bounds, over the same network layer
 
 from __future__ import annotations
 
-import json
 import time
 import zlib
 from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
+from pydantic_core import from_json
 
 import relay
 from relay.destinations import GUARD_HINT, DestinationError, UnresolvableHostError
@@ -118,7 +118,8 @@ def _read_page(
 
 def _page(source: PullSource, body: bytes) -> SearchPage:
     try:
-        parsed = json.loads(body)
+        # pydantic-core's parser, not json.loads: nesting is bounded (no RecursionError)
+        parsed = from_json(body, allow_inf_nan=False)
     except ValueError as exc:
         raise PullError(f"{source.name}: event search did not answer JSON: {exc}") from exc
     events = parsed.get("events") if isinstance(parsed, dict) else None

@@ -324,3 +324,19 @@ def test_a_redirect_to_a_private_address_is_not_followed(
     assert private.paths == [] and private.tokens == []
     assert results == []
     assert "302" in _last_error(redis_client)
+
+
+def test_a_deeply_nested_page_fails_the_pull_instead_of_the_parser(
+    redis_client: Redis, settings: Settings
+) -> None:
+    """A page nested 100,000 levels deep is a pull error, not a RecursionError in the worker."""
+
+    def deep(handler: BaseHTTPRequestHandler, server: Server) -> None:
+        data = b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        _headers(handler, 200, Content_Length=str(len(data)))
+        _write(handler, server, data)
+
+    with serve(deep) as server:
+        results = pull_all(redis_client, settings=_pull_settings(settings, server.url))
+    assert results == []
+    assert "JSON" in _last_error(redis_client)
