@@ -227,3 +227,16 @@ def test_variation_names_survive_separators(
     app_client.post(URL, json=body, headers=admin_headers)
     before, _ = _window(redis_client, "f", event, apps=None)
     assert before[Variation("variant", "a:b")] == 2
+
+
+@pytest.mark.parametrize("start", ["9999-12-31T23:58:00.000Z", "1969-12-31T23:59:00.000Z"])
+def test_a_bucket_outside_the_clock_window_is_refused(
+    app_client: TestClient, admin_headers: dict[str, str], redis_client: Redis, start: str
+) -> None:
+    """A bucket dated past tomorrow (or before 1970) would escape retention: 400, nothing kept."""
+    bucket = {"start": start, "stop": start, "toggles": {"f": {"yes": 1, "no": 0}}}
+    body = {"appName": "web", "environment": "production", "bucket": bucket}
+    response = app_client.post(URL, json=body, headers=admin_headers)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["attribute"].startswith("bucket")
+    assert _evaluation_keys(redis_client) == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 from relay.api.deps import IngestDep, SettingsDep, StoreDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
 from relay.store.evaluations import MAX_BUCKET_MINUTES, MINUTE_MS, ToggleCounts, record_evaluations
+from relay.unleash import MAX_CLOCK_SKEW
 
 router = APIRouter(tags=["client metrics"], responses=AUTH_ERRORS)
 
@@ -43,6 +44,11 @@ class MetricsBucket(BaseModel):
             raise ValueError("stop is before start")
         if _ms(self.stop) - _ms(self.start) > MAX_BUCKET_MINUTES * MINUTE_MS:
             raise ValueError(f"a bucket spans at most {MAX_BUCKET_MINUTES} minutes")
+        # the same window as an event's createdAt: anything else would escape retention
+        if _ms(self.start) < 0:
+            raise ValueError("start must not be before 1970-01-01T00:00:00Z")
+        if _ms(self.stop) > time.time() * 1000 + MAX_CLOCK_SKEW / timedelta(milliseconds=1):
+            raise ValueError(f"stop is more than {MAX_CLOCK_SKEW} ahead of the relay's clock")
         return self
 
 
