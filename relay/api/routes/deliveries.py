@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from starlette.concurrency import run_in_threadpool
 
 from relay import replay as replays
 from relay.api.deps import SettingsDep, StoreDep, WriterDep
@@ -27,7 +29,11 @@ router = APIRouter(prefix="/api/v2/integrations", tags=["deliveries"], responses
 # each delivery carries up to ATTEMPTS_KEPT (50) attempts of about 1 KB: 100 of them ~5 MB
 MAX_PAGE = 100
 TEST_WAIT_S = 20.0  # how long `test` waits for the worker's first attempt
-_POLL_S = 0.05
+# `test` calls waiting at once per API process (on the event loop, no thread held);
+# past this a call is answered 202 at once with the delivery to poll
+TEST_WAITERS = 16
+_POLL_S = 0.05  # the first pause between looks at a test delivery, doubled up to _POLL_MAX_S
+_POLL_MAX_S = 0.25
 
 
 class AttemptRep(BaseModel):
@@ -161,32 +167,82 @@ def replay_events(
     return Replay(count=len(ids), ids=ids)
 
 
-@router.post(
-    "/{integrationKey}/{id}/test",
+@router.get(
+    "/{integrationKey}/{id}/deliveries/{deliveryId}",
     response_model=DeliveryRep,
     response_model_exclude_none=True,
     responses=error_responses(404),
 )
-def test_subscription(
-    integrationKey: str, id: str, client: StoreDep, settings: SettingsDep, _: WriterDep
+def get_delivery(
+    integrationKey: str, id: str, deliveryId: str, client: StoreDep, _: WriterDep
 ) -> DeliveryRep:
-    """Send a test event now; answers with its first attempt (or `pending` after 20 s)."""
+    """Get one of a subscription's deliveries with its attempts (a pending test's, to poll)."""
     record = _subscription(client, integrationKey, id)
+    delivery = deliveries.get_delivery(client, delivery_id=deliveryId)
+    if delivery is None or delivery.sub_id != record.id:
+        raise NotFoundError(f"no delivery {deliveryId} for subscription {id}")
+    return _current(client, deliveryId)
+
+
+@router.post(
+    "/{integrationKey}/{id}/test",
+    response_model=DeliveryRep,
+    response_model_exclude_none=True,
+    responses={
+        202: {"model": DeliveryRep, "description": "not attempted yet: poll its Location"},
+        **error_responses(404),
+    },
+)
+async def test_subscription(
+    integrationKey: str,
+    id: str,
+    request: Request,
+    response: Response,
+    client: StoreDep,
+    settings: SettingsDep,
+    _: WriterDep,
+) -> DeliveryRep:
+    """Send a test event: 200 with its attempt once made, else 202 with the delivery to poll."""
+    # the worker sends; the API holds no thread meanwhile (80 test calls waiting in
+    # threads once took the whole pool, /healthz waited 29 s): Redis and the broker in short
+    # pool calls, the wait on the event loop, and only TEST_WAITERS waits at once
+    delivery_id = await run_in_threadpool(_start_test, client, integrationKey, id, settings)
+    state = request.app.state
+    waiting = getattr(state, "test_waiters", 0)
+    if waiting < TEST_WAITERS:
+        state.test_waiters = waiting + 1
+        try:
+            await _wait_for_attempt(client, delivery_id, settings)
+        finally:
+            state.test_waiters -= 1
+    current = await run_in_threadpool(_current, client, delivery_id)
+    if current.state is DeliveryState.PENDING:
+        response.status_code = 202
+        response.headers["Location"] = (
+            f"{router.prefix}/{integrationKey}/{id}/deliveries/{delivery_id}"
+        )
+    return current
+
+
+def _start_test(client: Redis, integration_key: str, sub_id: str, settings: Settings) -> str:
+    record = _subscription(client, integration_key, sub_id)
     delivery_id = replays.create_test_delivery(
         client, record=record, settings=settings, now_ms=_now_ms()
     )
     enqueue.deliver(settings, [delivery_id])
-    return _wait_for_attempt(client, delivery_id, settings)
+    return delivery_id
 
 
-def _wait_for_attempt(client: Redis, delivery_id: str, settings: Settings) -> DeliveryRep:
+async def _wait_for_attempt(client: Redis, delivery_id: str, settings: Settings) -> None:
+    """Until the worker recorded the test's attempt, or the wait is over."""
     deadline = time.monotonic() + min(TEST_WAIT_S, settings.delivery_timeout + 5)
-    while True:
-        delivery = deliveries.get_delivery(client, delivery_id=delivery_id)
-        finished = delivery is not None and delivery.state is not DeliveryState.PENDING
-        if finished or time.monotonic() >= deadline:
-            return _current(client, delivery_id)
-        time.sleep(_POLL_S)
+    pause = _POLL_S
+    while (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(pause, left))
+        delivery = await run_in_threadpool(deliveries.get_delivery, client, delivery_id=delivery_id)
+        if delivery is None or delivery.state is not DeliveryState.PENDING:
+            return
+        pause = min(pause * 2, _POLL_MAX_S)
 
 
 def _subscription(client: Redis, integration_key: str, sub_id: str) -> SubscriptionRecord:

@@ -31,6 +31,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("PATCH", "/api/v2/integrations/{integrationKey}/{id}"): "write",
     ("DELETE", "/api/v2/integrations/{integrationKey}/{id}"): "write",
     ("GET", "/api/v2/integrations/{integrationKey}/{id}/deliveries"): "write",
+    ("GET", "/api/v2/integrations/{integrationKey}/{id}/deliveries/{deliveryId}"): "write",
     ("POST", "/api/v2/integrations/{integrationKey}/{id}/deliveries/{deliveryId}/retry"): "write",
     ("POST", "/api/v2/integrations/{integrationKey}/{id}/replay"): "write",
     ("POST", "/api/v2/integrations/{integrationKey}/{id}/test"): "write",
