@@ -116,7 +116,7 @@ async def deliver_batch(
         done.append(_decide(item, result, settings=settings, at_ms=started, now=clock()))
     settled = deliveries.settle(
         client,
-        results=[replace(d.finish, sub_id=d.prepared.delivery.sub_id) for d in done],
+        results=[d.finish for d in done],
         now_ms=clock(),
         ttl_s=int(settings.retention_days * 86400),
         limits=limits,
@@ -181,14 +181,13 @@ def build_request(
 
 
 def _skip(delivery: Delivery, record: SubscriptionRecord | None, reason: str) -> Prepared:
-    finish = Finish(delivery.id, DeliveryState.SKIPPED, reason=reason)
+    finish = Finish(delivery.id, DeliveryState.SKIPPED, reason=reason, sub_id=delivery.sub_id)
     return Prepared(delivery, record, decided=finish)
 
 
 def _dead(delivery: Delivery, record: SubscriptionRecord | None, reason: str) -> Prepared:
-    return Prepared(
-        delivery, record, decided=Finish(delivery.id, DeliveryState.DEAD, reason=reason)
-    )
+    finish = Finish(delivery.id, DeliveryState.DEAD, reason=reason, sub_id=delivery.sub_id)
+    return Prepared(delivery, record, decided=finish)
 
 
 def _decide(
@@ -214,20 +213,32 @@ def decide(
 ) -> Finish:
     """Delivered, retry at T, gone or dead: the next state after one attempt."""
     if outcome is Outcome.DELIVERED:
-        return Finish(delivery.id, DeliveryState.DELIVERED)
+        return Finish(delivery.id, DeliveryState.DELIVERED, sub_id=delivery.sub_id)
     if delivery.kind is DeliveryKind.TEST:
-        return Finish(delivery.id, DeliveryState.DEAD, reason="test deliveries are tried once")
+        return Finish(
+            delivery.id,
+            DeliveryState.DEAD,
+            reason="test deliveries are tried once",
+            sub_id=delivery.sub_id,
+        )
     if outcome is Outcome.GONE:
-        return Finish(delivery.id, DeliveryState.GONE, reason=health.GONE_REASON)
+        return Finish(
+            delivery.id, DeliveryState.GONE, reason=health.GONE_REASON, sub_id=delivery.sub_id
+        )
     if outcome is Outcome.RETRY:
         attempt = delivery.attempts + 1
         delay = next_delay(attempt=attempt, retry_after=result.retry_after, settings=settings)
         if delay is not None:
             return Finish(
-                delivery.id, DeliveryState.FAILED, next_attempt_at=now_ms + int(delay * 1000)
+                delivery.id,
+                DeliveryState.FAILED,
+                next_attempt_at=now_ms + int(delay * 1000),
+                sub_id=delivery.sub_id,
             )
-        return Finish(delivery.id, DeliveryState.DEAD, reason=f"gave up after {attempt} attempts")
-    return Finish(delivery.id, DeliveryState.DEAD, reason=_failure_text(result))
+        reason = f"gave up after {attempt} attempts"
+        return Finish(delivery.id, DeliveryState.DEAD, reason=reason, sub_id=delivery.sub_id)
+    reason = _failure_text(result)
+    return Finish(delivery.id, DeliveryState.DEAD, reason=reason, sub_id=delivery.sub_id)
 
 
 def _failure_text(result: SendResult) -> str:

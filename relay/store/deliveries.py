@@ -13,10 +13,10 @@ relay/store/delivery_scripts.py for the atomic transitions.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from relay.store import delivery_scripts, keys
 from relay.store.client import Redis, translate_errors
@@ -178,16 +178,56 @@ def claim(
     """
     if not ids:
         return []
-    subs = subscriptions_of(client, ids=ids) if limits is not None else {}
+    if limits is None:
+        claimed, _ = _claim(client, ids, {}, now_ms=now_ms, lease_ms=lease_ms, cap=0)
+        return claimed
+    named = {delivery_id: subscription_in_id(delivery_id) for delivery_id in ids}
+    cap = limits.max_in_flight
+    claimed, unknown = _claim(client, ids, named, now_ms=now_ms, lease_ms=lease_ms, cap=cap)
+    if unknown:  # ids not made by event_delivery_id (or a test delivery's): look them up
+        found = subscriptions_of(client, ids=unknown)
+        more, _ = _claim(client, unknown, found, now_ms=now_ms, lease_ms=lease_ms, cap=cap)
+        claimed += more
+    return claimed
+
+
+def subscription_in_id(delivery_id: str) -> str:
+    """The subscription named in a delivery id, `msg_<event or test>_<subscription>[_...]`
+    (`event_delivery_id`, relay/replay.py); the claim checks it against the record."""
+    parts = delivery_id.split("_", 3)
+    return parts[2] if len(parts) >= 3 and parts[0] == "msg" else ""
+
+
+def _claim(
+    client: Redis,
+    ids: Sequence[str],
+    subs: Mapping[str, str],
+    *,
+    now_ms: int,
+    lease_ms: int,
+    cap: int,
+) -> tuple[list[Delivery], list[str]]:
+    positions = _positions(subs.get(i, "") for i in ids)
     script_keys = [keys.DUE, keys.CLAIMS, keys.WAITING]
-    args: list[str | int] = [now_ms, now_ms + lease_ms, limits.max_in_flight if limits else 0]
+    for sub_id in positions:
+        script_keys += _slot_keys(sub_id)
+    script_keys += [keys.delivery(i) for i in ids]
+    args: list[str | int] = [now_ms, now_ms + lease_ms, cap, len(positions), *positions]
     for delivery_id in ids:
-        sub_id = subs.get(delivery_id, "")
-        script_keys += [keys.delivery(delivery_id), *_slot_keys(sub_id)]
-        args += [delivery_id, sub_id]
+        args += [delivery_id, positions.get(subs.get(delivery_id, ""), 0)]
     with translate_errors():
-        flat: list[Any] = client.register_script(delivery_scripts.CLAIM)(script_keys, args)
-    return [_delivery(flat[i], _pairs(flat[i + 1])) for i in range(0, len(flat), 2)]
+        flat, unknown = client.register_script(delivery_scripts.CLAIM)(script_keys, args)
+    claimed = [_delivery(flat[i], _pairs(flat[i + 1])) for i in range(0, len(flat), 2)]
+    return claimed, list(unknown)
+
+
+def _positions(sub_ids: Iterable[str]) -> dict[str, int]:
+    """Each distinct subscription id (not "") and its position, from 1, as the scripts take them."""
+    positions: dict[str, int] = {}
+    for sub_id in sub_ids:
+        if sub_id and sub_id not in positions:
+            positions[sub_id] = len(positions) + 1
+    return positions
 
 
 def subscriptions_of(client: Redis, *, ids: Sequence[str]) -> dict[str, str]:
@@ -221,15 +261,16 @@ def settle(
     circuits, and hand each freed slot to the oldest waiting delivery of its subscription."""
     if not results:
         return Settled([], [], [], [])
+    positions = _positions(r.sub_id for r in results) if limits is not None else {}
     script_keys = [keys.DUE, keys.CLAIMS, keys.DEAD, keys.CIRCUITS, keys.WAITING]
+    for sub_id in positions:
+        script_keys += [*_slot_keys(sub_id), keys.subscription(sub_id)]
     args: list[str | int] = [now_ms, ATTEMPTS_KEPT, ttl_s, *_limit_args(limits, now_ms)]
+    args += [len(positions), *positions]
     for result in results:
-        sub_id = result.sub_id if limits is not None else ""
         script_keys += [
             keys.delivery(result.delivery_id),
             keys.delivery_attempts(result.delivery_id),
-            *_slot_keys(sub_id),
-            keys.subscription(sub_id),
         ]
         args += [
             result.delivery_id,
@@ -237,7 +278,7 @@ def settle(
             "" if result.next_attempt_at is None else result.next_attempt_at,
             result.reason,
             "" if result.attempt is None else json.dumps(asdict(result.attempt)),
-            sub_id,
+            positions.get(result.sub_id, 0),
             result.reach.value,
         ]
     with translate_errors():

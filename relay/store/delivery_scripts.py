@@ -60,35 +60,42 @@ local function admit(id, inflight, status, now, lease_until, cap)
 end
 """
 
-# KEYS: due, claims, waiting index, then (delivery, inflight, waiting, status) per id
-# ARGV: now, lease_until, cap (0: no cap, no circuit), then (id, subscription) per id
-# -> flat [id, HGETALL, id, HGETALL, ...] of the deliveries claimed; the due ones that were
-# not admitted move from relay:due to their subscription's waiting set (no attempt)
+# KEYS: due, claims, waiting index, then (inflight, waiting, status) per subscription, then
+#       the delivery of each id
+# ARGV: now, lease_until, cap (0: no cap, no circuit), number of subscriptions, their ids,
+#       then (id, subscription's position among them, 0 for none) per id
+# -> {flat [id, HGETALL, id, HGETALL, ...] of the deliveries claimed, ids left alone because
+#    their record names another subscription}; the due ones that were not admitted move
+#    from relay:due to their subscription's waiting set (no attempt)
 CLAIM = (
     _ADMIT
     + """
 local now, lease_until, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local out = {}
-for i = 0, (#KEYS - 3) / 4 - 1 do
-  local key, inflight, waiting, status = KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i],
-    KEYS[7 + 4 * i]
-  local id, sub = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
-  local f = redis.call('HMGET', key, 'state', 'next', 'kind')
+local subs = tonumber(ARGV[4])
+local out, unknown = {}, {}
+for i = 0, (#KEYS - 3 - 3 * subs) - 1 do
+  local key = KEYS[4 + 3 * subs + i]
+  local id, s = ARGV[5 + subs + 2 * i], tonumber(ARGV[6 + subs + 2 * i])
+  local sub = s > 0 and ARGV[4 + s] or ''
+  local inflight, waiting, status = KEYS[1 + 3 * s], KEYS[2 + 3 * s], KEYS[3 + 3 * s]
+  local f = redis.call('HMGET', key, 'state', 'next', 'kind', 'sub')
   local state = f[1]
   if state ~= 'pending' and state ~= 'failed' then
     -- missing or terminal: a duplicate task or a stale queue entry; nothing to do
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZREM', KEYS[2], id)
-    if sub ~= '' then redis.call('ZREM', waiting, id) end
+    if s > 0 then redis.call('ZREM', waiting, id) end
+  elseif cap > 0 and f[3] ~= 'test' and (f[4] or '') ~= sub then
+    unknown[#unknown + 1] = id
   elseif tonumber(f[2] or 0) <= now then
     local held = redis.call('ZSCORE', KEYS[2], id)
     if not held or tonumber(held) <= now then
-      if cap == 0 or sub == '' or f[3] == 'test'
+      if cap == 0 or s == 0 or f[3] == 'test'
           or admit(id, inflight, status, now, lease_until, cap) then
         redis.call('ZADD', KEYS[2], lease_until, id)
         -- if this worker dies, the pump finds the delivery due again when the lease ends
         redis.call('ZADD', KEYS[1], lease_until, id)
-        if sub ~= '' then redis.call('ZREM', waiting, id) end
+        if s > 0 then redis.call('ZREM', waiting, id) end
         out[#out + 1] = id
         out[#out + 1] = redis.call('HGETALL', key)
       else
@@ -99,7 +106,7 @@ for i = 0, (#KEYS - 3) / 4 - 1 do
     end
   end
 end
-return out
+return {out, unknown}
 """
 )
 
@@ -127,11 +134,12 @@ _CIRCUIT_FIELDS = (
     "'circuitProbeUntil'"
 )
 
-# KEYS: due, claims, dead, circuits, waiting index,
-#       then (delivery, attempts, inflight, waiting, status, subscription) per item
+# KEYS: due, claims, dead, circuits, waiting index, then (inflight, waiting, status,
+#       subscription) per subscription, then (delivery, attempts) per item
 # ARGV: now, attempts_cap, terminal_ttl_s, cap (0: none), lease_until, failures, cooldown_ms,
-#       cooldown_max_ms, then (id, state, next, reason, attempt_json, subscription, reach) per
-#       item; reach: ok (the receiver answered), down (timeout, connection failed), '' (other)
+#       cooldown_max_ms, number of subscriptions, their ids, then (id, state, next, reason,
+#       attempt_json, subscription's position or 0, reach) per item; reach: ok (the
+#       receiver answered), down (timeout, connection failed), '' (not counted)
 # -> {ids whose state changed (a delivery already terminal keeps its state), ids handed a
 #     freed slot (to attempt now), subscriptions whose circuit opened, ... closed}
 FINISH = (
@@ -140,10 +148,10 @@ FINISH = (
 local now, cap, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local slots, lease_until = tonumber(ARGV[4]), tonumber(ARGV[5])
 local failures, cooldown, cooldown_max = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local subs = tonumber(ARGV[9])
 local changed, promoted, opened, closed = {}, {}, {}, {}
-local touched = {}
 
-local function reached(id, sub, status)
+local function reached(sub, status)
   if redis.call('HGET', status, 'circuit') then
     redis.call('HDEL', status, """
     + _CIRCUIT_FIELDS
@@ -173,12 +181,12 @@ local function unreachable(id, sub, status, subkey)
   end
 end
 
-for i = 0, (#KEYS - 5) / 6 - 1 do
-  local k = 6 + 6 * i
-  local dkey, akey = KEYS[k], KEYS[k + 1]
-  local a = 9 + 7 * i
+local first = 6 + 4 * subs  -- the first item's delivery key
+for i = 0, (#KEYS - first + 1) / 2 - 1 do
+  local dkey, akey = KEYS[first + 2 * i], KEYS[first + 1 + 2 * i]
+  local a = 10 + subs + 7 * i
   local id, state, nxt = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local reason, attempt, sub, reach = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  local reason, attempt, s, reach = ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5]), ARGV[a + 6]
   local cur = redis.call('HGET', dkey, 'state')
   if cur then
     if attempt ~= '' then
@@ -203,25 +211,26 @@ for i = 0, (#KEYS - 5) / 6 - 1 do
       changed[#changed + 1] = id
     end
   end
-  if sub ~= '' then
-    local inflight, waiting, status = KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
-    redis.call('ZREM', inflight, id)
-    redis.call('ZREM', waiting, id)
+  if s > 0 then
+    local sub, k = ARGV[9 + s], 2 + 4 * s
+    local status = KEYS[k + 2]
+    redis.call('ZREM', KEYS[k], id)
+    redis.call('ZREM', KEYS[k + 1], id)
     if reach == 'ok' then
-      reached(id, sub, status)
+      reached(sub, status)
     elseif reach == 'down' then
-      unreachable(id, sub, status, KEYS[k + 5])
+      unreachable(id, sub, status, KEYS[k + 3])
     elseif redis.call('HGET', status, 'circuitProbe') == id then
       redis.call('HDEL', status, 'circuitProbe', 'circuitProbeUntil')
     end
-    touched[sub] = {inflight, waiting, status}
   end
 end
 if slots > 0 then
-  for sub, k in pairs(touched) do
-    if redis.call('HGET', k[3], 'circuit') ~= 'open' then
-      promote(sub, k[1], k[2], now, lease_until, slots, KEYS[1], promoted)
-      if redis.call('EXISTS', k[2]) == 0 then redis.call('SREM', KEYS[5], sub) end
+  for s = 1, subs do
+    local sub, k = ARGV[9 + s], 2 + 4 * s
+    if redis.call('HGET', KEYS[k + 2], 'circuit') ~= 'open' then
+      promote(sub, KEYS[k], KEYS[k + 1], now, lease_until, slots, KEYS[1], promoted)
+      if redis.call('EXISTS', KEYS[k + 1]) == 0 then redis.call('SREM', KEYS[5], sub) end
     end
   end
 end

@@ -255,3 +255,10 @@ def test_a_small_fanout_enqueues_nothing(redis_client: Redis, settings: Settings
     )
     assert attempted.batches == [result.delivery_ids] and len(result.delivery_ids) == 2
     assert enqueued.batches == []
+
+
+def test_the_pump_lets_subscriptions_take_turns() -> None:
+    """One subscription's many due deliveries come after one of each of the others'."""
+    ids = ["a1", "a2", "a3", "a4", "b1", "c1", "c2"]
+    subs = {i: i[0] for i in ids}
+    assert pump.take_turns(ids, subs) == ["a1", "b1", "c1", "a2", "c2", "a3", "a4"]

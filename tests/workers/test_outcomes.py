@@ -7,8 +7,9 @@ import random
 import pytest
 
 from relay.settings import Settings
+from relay.store.deliveries import Reach
 from workers.http import SendResult
-from workers.outcomes import Outcome, classify, next_delay
+from workers.outcomes import Outcome, classify, next_delay, reach
 
 SCHEDULE = Settings(retry_schedule=[5, 300, 1800], retry_jitter=0.2, retry_after_cap=3600)
 EXACT = Settings(retry_schedule=[5, 300, 1800], retry_jitter=0.0, retry_after_cap=3600)
@@ -122,3 +123,21 @@ def test_retry_after_wins_over_jitter_when_longer() -> None:
     """A longer Retry-After is honoured exactly, whatever the jitter drew."""
     delay = next_delay(attempt=1, retry_after=120, settings=SCHEDULE, rng=random.Random(3))
     assert delay == 120
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        (result(200), Reach.ANSWERED),
+        (result(500), Reach.ANSWERED),  # the receiver is there: its answer is for the schedule
+        (result(None, error="timed out (total), 15.00 s into the exchange"), Reach.UNREACHABLE),
+        (result(None, error="timed out (connect)"), Reach.UNREACHABLE),
+        (result(None, error="connection failed: [Errno 111] refused"), Reach.UNREACHABLE),
+        (result(None, error="cannot resolve hooks.example: no addresses"), Reach.UNREACHABLE),
+        (result(None, error="destination refused: loopback", refused=True), Reach.NONE),
+        (result(None, error="protocol error: invalid request: header"), Reach.NONE),
+    ],
+)
+def test_what_counts_for_the_circuit(sent: SendResult, expected: Reach) -> None:
+    """Timeouts and connection failures count toward opening a circuit; any answer resets it."""
+    assert reach(sent) is expected

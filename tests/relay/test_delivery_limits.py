@@ -1,0 +1,226 @@
+"""Per-subscription limits in the delivery store (real Redis): the in-flight cap, waiting
+deliveries handed freed slots, the circuit breaker, and the pump's wake-up."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from relay.store import deliveries, keys, subscription_status, subscriptions
+from relay.store.client import Redis
+from relay.store.deliveries import (
+    DeliveryKind,
+    DeliveryState,
+    Finish,
+    Limits,
+    NewDelivery,
+    Reach,
+)
+from tests.support import subscribe
+
+NOW = 1_800_000_000_000
+LEASE = 60_000
+LIMITS = Limits(
+    max_in_flight=2,
+    lease_ms=LEASE,
+    circuit_failures=3,
+    circuit_cooldown_ms=10_000,
+    circuit_cooldown_max_ms=25_000,
+)
+
+
+def pending(client: Redis, sub_id: str, *events: int) -> list[str]:
+    items = [
+        NewDelivery(
+            deliveries.event_delivery_id(event_id=e, sub_id=sub_id), DeliveryKind.EVENT, sub_id, e
+        )
+        for e in events
+    ]
+    return deliveries.create_deliveries(client, deliveries=items, now_ms=NOW, due_at_ms=NOW + LEASE)
+
+
+def claim(client: Redis, ids: list[str], at: int = NOW) -> list[str]:
+    claimed = deliveries.claim(client, ids=ids, now_ms=at, lease_ms=LEASE, limits=LIMITS)
+    return [d.id for d in claimed]
+
+
+def settle(
+    client: Redis, sub_id: str, ids: list[str], reach: Reach, at: int = NOW
+) -> deliveries.Settled:
+    state = DeliveryState.DELIVERED if reach is Reach.ANSWERED else DeliveryState.FAILED
+    later = None if state is DeliveryState.DELIVERED else at + 1_000
+    results = [Finish(i, state, next_attempt_at=later, sub_id=sub_id, reach=reach) for i in ids]
+    return deliveries.settle(client, results=results, now_ms=at, ttl_s=60, limits=LIMITS)
+
+
+def waiting(client: Redis, sub_id: str) -> list[str]:
+    found: list[str] = client.zrange(keys.subscription_waiting(sub_id), 0, -1)  # type: ignore[assignment]
+    return found
+
+
+def test_a_subscription_holds_at_most_its_cap_and_the_rest_waits(redis_client: Redis) -> None:
+    """Cap 2: two of five are claimed, three wait out of the due set, with no attempt counted;
+    another subscription's delivery is not held back."""
+    # given
+    busy, other = subscribe(redis_client), subscribe(redis_client)
+    ids = pending(redis_client, busy, 1, 2, 3, 4, 5)
+    [other_id] = pending(redis_client, other, 1)
+    # when
+    claimed = claim(redis_client, [*ids, other_id])
+    # then
+    assert claimed == [ids[0], ids[1], other_id]
+    assert waiting(redis_client, busy) == ids[2:]
+    assert redis_client.zmscore(keys.DUE, ids[2:]) == [None, None, None]
+    assert redis_client.smembers(keys.WAITING) == {busy}
+    assert all(deliveries.get_delivery(redis_client, delivery_id=i).attempts == 0 for i in ids)  # type: ignore[union-attr]
+
+
+def test_a_freed_slot_goes_to_the_oldest_waiting_delivery_and_is_kept_for_it(
+    redis_client: Redis,
+) -> None:
+    """Finishing one hands its slot on: the promoted delivery claims it, a newcomer waits."""
+    # given
+    sub_id = subscribe(redis_client)
+    ids = pending(redis_client, sub_id, 1, 2, 3, 4)
+    claim(redis_client, ids)
+    [newcomer] = pending(redis_client, sub_id, 5)
+    # when
+    settled = settle(redis_client, sub_id, [ids[0]], Reach.ANSWERED)
+    # then
+    assert settled.promoted == [ids[2]]
+    assert claim(redis_client, [newcomer, ids[2]]) == [ids[2]]
+    assert waiting(redis_client, sub_id) == [ids[3], newcomer]
+
+
+def test_ids_that_do_not_name_their_subscription_are_looked_up(redis_client: Redis) -> None:
+    """The claim takes the subscription from the id; an id in another form is read first."""
+    # given
+    sub_id = subscribe(redis_client)
+    odd = [f"custom-{n}" for n in range(3)]
+    items = [NewDelivery(i, DeliveryKind.REPLAY, sub_id, n) for n, i in enumerate(odd)]
+    deliveries.create_deliveries(redis_client, deliveries=items, now_ms=NOW, due_at_ms=NOW)
+    # when
+    claimed = claim(redis_client, odd)
+    # then
+    assert deliveries.subscription_in_id(f"msg_7_{sub_id}_rx") == sub_id
+    assert claimed == odd[:2] and waiting(redis_client, sub_id) == odd[2:]
+
+
+def test_the_circuit_opens_after_failures_in_a_row_and_holds_everything_back(
+    redis_client: Redis,
+) -> None:
+    """Three unreachable attempts open it: due deliveries wait, `_status` says so."""
+    # given
+    sub_id = subscribe(redis_client)
+    first, second, third, fourth = pending(redis_client, sub_id, 1, 2, 3, 4)
+    claim(redis_client, [first, second])
+    settle(redis_client, sub_id, [first], Reach.UNREACHABLE)
+    claim(redis_client, [third])
+    # when
+    settled = settle(redis_client, sub_id, [second, third], Reach.UNREACHABLE, at=NOW + 1)
+    # then
+    assert settled.opened == [sub_id] and settled.promoted == []
+    assert claim(redis_client, [fourth], at=NOW + 2) == []
+    assert waiting(redis_client, sub_id) == [fourth]
+    status = subscription_status.get_status(redis_client, sub_id=sub_id)
+    assert status["circuitState"] == "open"
+    assert (status["circuitOpenedAt"], status["circuitRetryAt"]) == (NOW + 1, NOW + 10_001)
+    assert redis_client.zscore(keys.CIRCUITS, sub_id) == NOW + 10_001
+
+
+def test_an_answer_ends_the_run_of_failures(redis_client: Redis) -> None:
+    """Unreachable, answered (a 500 counts), unreachable twice: still closed."""
+    sub_id = subscribe(redis_client)
+    ids = pending(redis_client, sub_id, 1, 2, 3, 4)
+    for n, reach in enumerate(
+        [Reach.UNREACHABLE, Reach.ANSWERED, Reach.UNREACHABLE, Reach.UNREACHABLE]
+    ):
+        claim(redis_client, [ids[n]])
+        assert settle(redis_client, sub_id, [ids[n]], reach).opened == []
+    assert "circuitState" not in subscription_status.get_status(redis_client, sub_id=sub_id)
+
+
+def open_circuit(client: Redis, sub_id: str) -> list[str]:
+    """Open the circuit of `sub_id` at NOW (retry at NOW + 10 s); three deliveries wait."""
+    failing = pending(client, sub_id, 101, 102)
+    claim(client, failing)
+    settle(client, sub_id, failing, Reach.UNREACHABLE)
+    failing = pending(client, sub_id, 103)
+    claim(client, failing)
+    assert settle(client, sub_id, failing, Reach.UNREACHABLE).opened == [sub_id]
+    held = pending(client, sub_id, 1, 2, 3)
+    assert claim(client, held) == []
+    return held
+
+
+def test_one_probe_after_the_cool_down_and_a_failed_probe_waits_twice_as_long(
+    redis_client: Redis,
+) -> None:
+    """Before the cool-down nothing goes; after it one probe; a failed probe doubles it."""
+    # given
+    sub_id = subscribe(redis_client)
+    held = open_circuit(redis_client, sub_id)
+    woken = deliveries.wake(redis_client, now_ms=NOW + 5_000, limits=LIMITS, live={sub_id})
+    assert woken == []
+    # when: the cool-down is over
+    woken = deliveries.wake(redis_client, now_ms=NOW + 10_000, limits=LIMITS, live={sub_id})
+    probe = claim(redis_client, [*woken, held[1]], at=NOW + 10_000)
+    # then
+    assert woken == [held[0]] and probe == [held[0]]
+    status = subscription_status.get_status(redis_client, sub_id=sub_id)
+    assert status["circuitState"] == "half-open"
+    # when: the probe times out
+    settle(redis_client, sub_id, probe, Reach.UNREACHABLE, at=NOW + 11_000)
+    # then
+    status = subscription_status.get_status(redis_client, sub_id=sub_id)
+    assert (status["circuitState"], status["circuitRetryAt"]) == ("open", NOW + 31_000)
+
+
+def test_an_answered_probe_closes_the_circuit_and_the_waiting_deliveries_go(
+    redis_client: Redis,
+) -> None:
+    """The probe's answer closes it: the freed slots go to the waiting deliveries at once."""
+    # given
+    sub_id = subscribe(redis_client)
+    held = open_circuit(redis_client, sub_id)
+    deliveries.wake(redis_client, now_ms=NOW + 10_000, limits=LIMITS, live={sub_id})
+    probe = claim(redis_client, [held[0]], at=NOW + 10_000)
+    # when
+    settled = settle(redis_client, sub_id, probe, Reach.ANSWERED, at=NOW + 10_100)
+    # then
+    assert settled.closed == [sub_id] and settled.promoted == held[1:]
+    assert "circuitState" not in subscription_status.get_status(redis_client, sub_id=sub_id)
+    assert redis_client.zcard(keys.CIRCUITS) == 0
+
+
+def test_the_pump_wakes_slots_of_ended_leases_and_releases_subscriptions_turned_off(
+    redis_client: Redis,
+) -> None:
+    """A worker that died with slots frees them when the leases end; an off subscription's
+    waiting deliveries are all handed out (their claims skip them)."""
+    # given
+    alive, off = subscribe(redis_client), subscribe(redis_client)
+    alive_ids = pending(redis_client, alive, 1, 2, 3)
+    off_ids = pending(redis_client, off, 1, 2, 3)
+    claim(redis_client, [*alive_ids, *off_ids])
+    subscriptions.turn_off(redis_client, sub_id=off, reason="test")
+    # when
+    early = deliveries.wake(redis_client, now_ms=NOW + 1, limits=LIMITS, live={alive})
+    late = deliveries.wake(redis_client, now_ms=NOW + LEASE, limits=LIMITS, live={alive})
+    # then
+    assert early == [off_ids[2]] and late == [alive_ids[2]]
+    assert redis_client.smembers(keys.WAITING) == set()
+
+
+def test_turning_a_subscription_back_on_closes_its_circuit(redis_client: Redis) -> None:
+    """An admin turning it off and on gives it a fresh start, circuit included."""
+    # given
+    sub_id = subscribe(redis_client)
+    open_circuit(redis_client, sub_id)
+    subscriptions.turn_off(redis_client, sub_id=sub_id, reason="test")
+    # when
+    subscriptions.update_subscription(
+        redis_client, sub_id=sub_id, change=lambda record: replace(record, on=True)
+    )
+    # then
+    assert "circuitState" not in subscription_status.get_status(redis_client, sub_id=sub_id)
+    assert redis_client.zcard(keys.CIRCUITS) == 0
