@@ -124,10 +124,44 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         raise SystemExit(3)  # as uvicorn.run: could not start (the port is taken, ...)
 
 
-# per server: its connections that have no request in progress, longest idle first
-_IDLE: weakref.WeakKeyDictionary[ServerState, OrderedDict[EdgeProtocol, None]] = (
-    weakref.WeakKeyDictionary()
-)
+class _Edge:
+    """One server's connections as the protocol sees them: which are idle (no request in
+    progress; longest idle first), and one sweep that times out the overdue ones.
+
+    A sweep every fraction of a second, rather than a timer per request: arming and
+    cancelling two timers per request cost about 3 us, 2 % of a small ingest request.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: EdgeLimits) -> None:
+        self.loop = loop
+        self.interval = min(SWEEP_S, limits.header_timeout / 4, limits.body_timeout / 4)
+        self.idle: OrderedDict[EdgeProtocol, None] = OrderedDict()
+        self.open: set[EdgeProtocol] = set()
+        self._sweeping = False
+
+    def watch(self, protocol: EdgeProtocol) -> None:
+        self.open.add(protocol)
+        if not self._sweeping:
+            self._sweeping = True
+            self.loop.call_later(self.interval, self._sweep)
+
+    def forget(self, protocol: EdgeProtocol) -> None:
+        self.open.discard(protocol)
+        self.idle.pop(protocol, None)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for protocol in [p for p in self.open if p.deadline <= now]:
+            protocol.expired()
+        if self.open:
+            self.loop.call_later(self.interval, self._sweep)
+        else:
+            self._sweeping = False  # the next connection starts it again
+
+
+SWEEP_S: Final = 0.5  # at most this late a deadline is noticed
+_EDGES: weakref.WeakKeyDictionary[ServerState, _Edge] = weakref.WeakKeyDictionary()
+_NO_DEADLINE: Final = float("inf")
 
 
 class EdgeProtocol(HttpToolsProtocol):
@@ -144,10 +178,13 @@ class EdgeProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         limits = getattr(config, "limits", None)
         self.limits: EdgeLimits = limits if isinstance(limits, EdgeLimits) else _DEFAULTS
-        self._idle = _IDLE.setdefault(server_state, OrderedDict())
+        edge = _EDGES.get(server_state)
+        if edge is None:
+            edge = _EDGES[server_state] = _Edge(self.loop, self.limits)
+        self._edge = edge
         self._in_headers = True  # between requests, or reading a request's line and headers
         self._header_bytes = 0
-        self._deadline: asyncio.TimerHandle | None = None
+        self.deadline = _NO_DEADLINE  # loop time the headers or the body are due by
 
     # --- connections ---------------------------------------------------------------------
 
@@ -156,18 +193,18 @@ class EdgeProtocol(HttpToolsProtocol):
         if len(self.connections) > self.limits.max_connections and not self._evict_idle():
             self._answer_and_close(503, "service_unavailable", "too many connections; retry")
             return
-        self._idle[self] = None
-        self._arm(self.limits.header_timeout)
+        self._edge.idle[self] = None
+        self.deadline = self.loop.time() + self.limits.header_timeout
+        self._edge.watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        self._idle.pop(self, None)
+        self._edge.forget(self)
         super().connection_lost(exc)
 
     def _evict_idle(self) -> bool:
         """Close the connection idle the longest; False if none is idle."""
-        while self._idle:
-            victim, _ = self._idle.popitem(last=False)
+        while self._edge.idle:
+            victim, _ = self._edge.idle.popitem(last=False)
             if not victim.transport.is_closing():
                 victim.transport.close()
                 return True
@@ -192,20 +229,20 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._deadline is None:  # a request on a kept-alive connection: from its 1st byte
-            self._arm(self.limits.header_timeout)
+        if self.deadline == _NO_DEADLINE:  # a request on a kept-alive connection: 1st byte
+            self.deadline = self.loop.time() + self.limits.header_timeout
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._header_bytes = 0
-        self._idle.pop(self, None)
-        self._arm(self.limits.body_timeout)
+        self._edge.idle.pop(self, None)
+        self.deadline = self.loop.time() + self.limits.body_timeout
         super().on_headers_complete()
 
     # --- body and answer ---------------------------------------------------------------------
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self.deadline = _NO_DEADLINE
         self._in_headers = True
         super().on_message_complete()
 
@@ -213,21 +250,13 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_response_complete()
         # kept alive with nothing pipelined: idle until the next request's first byte
         if self.timeout_keep_alive_task is not None and not self.transport.is_closing():
-            self._idle[self] = None
+            self._edge.idle[self] = None
 
     # --- deadlines ---------------------------------------------------------------------------
 
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expired)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expired(self) -> None:
-        self._deadline = None
+    def expired(self) -> None:
+        """The headers or the body are overdue: 408 (unless an answer started), closed."""
+        self.deadline = _NO_DEADLINE
         if self.transport.is_closing():
             return
         cycle = self.cycle
