@@ -134,11 +134,9 @@ class Settings(BaseSettings):
     def _check_admin_token(cls, value: str | None) -> str | None:
         # it is compared with what clients send in a header: bytes a header cannot carry
         # (or that the relay's token parsing treats as separators) make a token nobody can use
-        if value is not None and not _TOKEN.fullmatch(value):
-            raise ValueError(
-                "must be 1 to 1024 printable ASCII characters without spaces (e.g. "
-                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'), or unset"
-            )
+        problem = admin_token_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(f"{problem}, or unset")
         return value
 
     @field_validator("critical_environments", mode="before")
@@ -164,6 +162,16 @@ class Settings(BaseSettings):
         if not self.redis_url:
             raise RuntimeError("RELAY_REDIS_URL is not set (only `relay up` starts Redis itself)")
         return self.redis_url
+
+
+def admin_token_problem(token: str) -> str | None:
+    """What is wrong with `token` as the bootstrap admin token, or None."""
+    if _TOKEN.fullmatch(token):
+        return None
+    return (
+        "must be 1 to 1024 printable ASCII characters without spaces "
+        "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
 
 
 def settings_problems(error: ValidationError) -> str:

@@ -33,7 +33,7 @@ from relay.embedded import (
     write_private,
 )
 from relay.errors import StoreError
-from relay.settings import Settings
+from relay.settings import Settings, admin_token_problem
 from relay.store.client import check_durability, connect
 from relay.store.tokens import generate_secret
 from relay.supervisor import Child, Supervisor, spawn
@@ -62,8 +62,12 @@ def admin_token(data_dir: Path, given: str | None) -> AdminToken:
     if given:
         return AdminToken(given, None)
     path = data_dir / ADMIN_TOKEN_FILE
-    if path.exists() and path.read_text().strip():
-        return AdminToken(path.read_text().strip(), path)
+    kept = path.read_bytes().decode("utf-8", errors="replace").strip() if path.exists() else ""
+    if kept:
+        problem = admin_token_problem(kept)
+        if problem:  # an edited file: say so rather than start children that refuse it
+            raise StackError(f"the admin token in {path} {problem}; fix or delete the file")
+        return AdminToken(kept, path)
     secret = generate_secret()
     path.unlink(missing_ok=True)
     # created with 0600 from the start: never readable by others, not even briefly

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from relay.api.app import create_app
+from relay.embedded import free_port
 from relay.settings import Settings
 from relay.store import keys, tokens
 from relay.store.client import Redis
@@ -159,6 +160,28 @@ def test_cli_refuses_a_non_ascii_admin_token(command: str, redis_url: str, tmp_p
     assert "ASCII" in done.stderr
     assert "Traceback" not in done.stderr
     assert "sécret" not in done.stderr  # a secret is not echoed into logs
+
+
+@pytest.mark.parametrize("kept", ["sécret".encode(), b"\xff\xfe-not-utf8", b"two words"])
+def test_up_refuses_a_bad_admin_token_file(kept: bytes, tmp_path: Path) -> None:
+    """`relay up` with an edited admin-token file it cannot use: exit 2 naming the file."""
+    # given
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "admin-token").write_bytes(kept + b"\n")
+    env = {**_env_without_relay(), "RELAY_DATA_DIR": str(data)}
+    # when
+    done = subprocess.run(
+        [sys.executable, "-m", "relay.cli", "up", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # then
+    assert done.returncode == 2, done.stderr
+    assert "admin-token" in done.stderr and "ASCII" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # --- no body is read for a caller without a valid token -----------------------------------
