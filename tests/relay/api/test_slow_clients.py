@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from relay.api.server import RESERVED_FDS, edge_limits
 from relay.settings import Settings
 from relay.store import tokens
 from relay.store.client import Redis
@@ -254,3 +255,13 @@ def test_when_every_connection_is_busy_a_new_one_gets_503(
     finally:
         for sock in busy:
             sock.close()
+
+
+def test_the_connection_bound_stays_under_the_open_files_limit(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RELAY_MAX_CONNECTIONS over what the open-files limit allows is lowered, with a warning."""
+    wide = settings.model_copy(update={"max_connections": 1000})
+    assert edge_limits(wide, open_files=100_000).max_connections == 1000
+    assert edge_limits(wide, open_files=300).max_connections == 300 - RESERVED_FDS
+    assert "RELAY_MAX_CONNECTIONS=1000" in caplog.text
