@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from relay import status
 from relay.cli import main
@@ -138,3 +140,34 @@ def test_status_without_redis_or_a_running_relay_explains(
     code = main(["status", "--data-dir", str(tmp_path)], settings=Settings(redis_url=None))
     assert code == 2
     assert "RELAY_REDIS_URL" in capsys.readouterr().err
+
+
+def test_an_open_circuit_and_waiting_deliveries_are_shown(redis_client: Redis) -> None:
+    """A subscription whose circuit opened: its state says so, with the deliveries held back."""
+    # given: three attempts in a row got no answer; two more deliveries came meanwhile
+    record = subscribe(redis_client, "hanging")
+    limits = deliveries.Limits(
+        max_in_flight=3,
+        lease_ms=60_000,
+        circuit_failures=3,
+        circuit_cooldown_ms=30_000,
+        circuit_cooldown_max_ms=60_000,
+    )
+    now = int(time.time() * 1000)
+    made = [NewDelivery(f"msg_{n}_{record.id}", DeliveryKind.EVENT, record.id, n) for n in range(5)]
+    ids = deliveries.create_deliveries(redis_client, deliveries=made, now_ms=now, due_at_ms=now)
+    deliveries.claim(redis_client, ids=ids, now_ms=now, lease_ms=60_000, limits=limits)
+    failed = [
+        Finish(i, DeliveryState.FAILED, next_attempt_at=now + 5_000, sub_id=record.id, reach=reach)
+        for i, reach in zip(ids[:3], [deliveries.Reach.UNREACHABLE] * 3, strict=True)
+    ]
+    deliveries.settle(redis_client, results=failed, now_ms=now, ttl_s=60, limits=limits)
+    # when
+    found = status.gather(redis_client, worker_ttl=30)
+    out = io.StringIO()
+    status.render(found, Console(file=out, width=200))
+    # then
+    [hanging] = found.subscriptions
+    assert (hanging.circuit, hanging.waiting) == ("open", 2)
+    assert hanging.circuit_retry_at == now + 30_000 and found.queues.waiting == 2
+    assert "on, circuit open: next probe in 30s, 2 waiting" in out.getvalue()
