@@ -93,6 +93,8 @@ ROUTINE = [
 @pytest.mark.parametrize(("logger", "message"), ROUTINE, ids=[r[0] for r in ROUTINE])
 def test_routine_lines_are_quiet_at_info_and_shown_at_debug(logger: str, message: str) -> None:
     """Beat sends, task received/succeeded, access lines: DEBUG-only; their warnings stay."""
+    # uvicorn sets its loggers' own levels from its `log_level` (an earlier test's server)
+    logging.getLogger(logger).setLevel(logging.NOTSET)
     quiet, verbose = io.StringIO(), io.StringIO()
     configure_logging("INFO", stream=quiet)
     logging.getLogger(logger).info(message)
