@@ -145,10 +145,15 @@ def status_from(fields: dict[str, str], errors: list[str]) -> dict[str, Any]:
 
 
 def queue_turned_off(pipe: Pipeline, *, sub_id: str, reason: str, at_ms: int) -> None:
-    """Queue, in the caller's transaction, the note that the relay turned it off and why."""
+    """Queue, in the caller's transaction, the note that the relay turned it off and why.
+
+    Off ends its circuit too: an open circuit would let its waiting deliveries out one
+    "probe" per pump beat, where off lets them all out at once for their claims to skip.
+    """
     pipe.hset(
         keys.subscription_status(sub_id), mapping={"disabledReason": reason, "disabledAt": at_ms}
     )
+    _queue_circuit_closed(pipe, sub_id=sub_id)
 
 
 def queue_turned_on(pipe: Pipeline, *, sub_id: str) -> None:
@@ -158,13 +163,12 @@ def queue_turned_on(pipe: Pipeline, *, sub_id: str) -> None:
     workers would turn it off again at its next failure, and an open circuit would keep
     holding its deliveries back.
     """
-    pipe.hdel(
-        keys.subscription_status(sub_id),
-        "disabledReason",
-        "disabledAt",
-        "failingSince",
-        *CIRCUIT_FIELDS,
-    )
+    pipe.hdel(keys.subscription_status(sub_id), "disabledReason", "disabledAt", "failingSince")
+    _queue_circuit_closed(pipe, sub_id=sub_id)
+
+
+def _queue_circuit_closed(pipe: Pipeline, *, sub_id: str) -> None:
+    pipe.hdel(keys.subscription_status(sub_id), *CIRCUIT_FIELDS)
     pipe.zrem(keys.CIRCUITS, sub_id)
 
 

@@ -224,3 +224,22 @@ def test_turning_a_subscription_back_on_closes_its_circuit(redis_client: Redis) 
     # then
     assert "circuitState" not in subscription_status.get_status(redis_client, sub_id=sub_id)
     assert redis_client.zcard(keys.CIRCUITS) == 0
+
+
+def test_a_subscription_turned_off_with_its_circuit_open_drains_in_one_wake(
+    redis_client: Redis,
+) -> None:
+    """Off ends the circuit: the waiting deliveries are claimed as far as the cap allows
+    (for the worker to skip them), not one "probe" per pump beat (the normal end of
+    RELAY_DISABLE_AFTER)."""
+    # given
+    sub_id = subscribe(redis_client)
+    held = open_circuit(redis_client, sub_id)
+    # when
+    subscriptions.turn_off(redis_client, sub_id=sub_id, reason="test")
+    woken = deliveries.wake(redis_client, now_ms=NOW + 1, limits=LIMITS, live=set())
+    # then
+    assert sorted(woken) == sorted(held)
+    assert len(claim(redis_client, woken, at=NOW + 1)) == LIMITS.max_in_flight
+    assert "circuitState" not in subscription_status.get_status(redis_client, sub_id=sub_id)
+    assert redis_client.zcard(keys.CIRCUITS) == 0
