@@ -22,6 +22,7 @@ from rich.console import Console
 
 from relay import __version__, replay_progress, status
 from relay.api import server
+from relay.embedded import data_dir_in_use
 from relay.errors import ConflictError, InvalidRequestError, NotFoundError, RelayError
 from relay.logs import configure_logging
 from relay.metrics import MULTIPROCESS_ENV
@@ -361,7 +362,9 @@ def _redis_url(args: argparse.Namespace, settings: Settings) -> str:
     if settings.redis_url:
         return settings.redis_url
     url_file = (args.data_dir or settings.data_dir) / REDIS_URL_FILE
-    if not url_file.exists():
+    # a file left by a killed `relay up` names a port anyone may listen on now: only the
+    # lock, held by every process of a live `relay up`, says its Redis is still there
+    if not url_file.exists() or not data_dir_in_use(url_file.parent):
         raise UsageError(
             "RELAY_REDIS_URL is not set and no `relay up` is running with data dir "
             f"{url_file.parent} (set RELAY_REDIS_URL or --data-dir)"

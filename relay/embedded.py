@@ -126,6 +126,21 @@ def lock_data_dir(data_dir: Path) -> int:
     return fd
 
 
+def data_dir_in_use(data_dir: Path) -> bool:
+    """Whether a `relay up` (or an embedded Redis) holds `data_dir`'s lock right now."""
+    try:
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing also drops the shared lock taken when nobody held it
+    return False
+
+
 def lock_holders(path: Path) -> list[int]:
     """Pids of this user's processes with `path` open (Linux /proc), this one excluded."""
     target = str(path.resolve())

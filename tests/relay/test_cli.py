@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from relay.cli import cmd_worker, main, parse_args
-from relay.embedded import free_port
+from relay.embedded import free_port, lock_data_dir
 from relay.settings import Settings
 from relay.store import keys, sources, tokens
 from relay.store.client import Redis
@@ -90,16 +91,41 @@ def test_token_create_finds_the_redis_of_a_running_up(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Without RELAY_REDIS_URL, token commands use the Redis `relay up` notes in its data dir."""
-    # given: the file `relay up` writes while it runs
+    # given: the file `relay up` writes while it runs, and the data dir's lock it holds
     (tmp_path / "redis.url").write_text(redis_url + "\n")
     local = settings.model_copy(update={"redis_url": None})
+    lock = lock_data_dir(tmp_path)
     # when
-    code, out, _ = _run(
-        ["token", "create", "--role", "ingest", "--data-dir", str(tmp_path)], local, capsys
-    )
+    try:
+        code, out, _ = _run(
+            ["token", "create", "--role", "ingest", "--data-dir", str(tmp_path)], local, capsys
+        )
+    finally:
+        os.close(lock)
     # then
     assert code == 0
     assert tokens.find_token(redis_client, secret=out.strip()) is not None
+
+
+def test_a_redis_url_left_by_a_dead_relay_up_is_not_trusted(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """redis.url with nothing holding the data dir's lock (a killed `relay up`): exit 2, no
+    connection, so whoever listens on that port now never sees the password or a token."""
+    # given: a listener on the port the dead Redis had
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    (tmp_path / "redis.url").write_text(f"redis://:pw@127.0.0.1:{port}/0\n")
+    local = settings.model_copy(update={"redis_url": None})
+    # when
+    code, _, err = _run(["token", "list", "--data-dir", str(tmp_path)], local, capsys)
+    # then
+    listener.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        listener.accept()
+    listener.close()
+    assert code == 2
+    assert "no `relay up` is running" in err
 
 
 def test_token_commands_without_any_redis_exit_2(
