@@ -13,6 +13,11 @@ document would pass `max_bytes` (RELAY_MAX_SUBSCRIPTION_BYTES). One operation ca
 double a document within the limit, or add a value itself within it, and the values of a
 patch together are at most twice the limit: memory stays under three times the limit,
 time under 100 serializations of it (about 10 ms for 64 KiB).
+
+jsonpatch copies and compares values recursively (a `copy` of 700 nested arrays raised
+RecursionError), so every operation's value, and the document after every operation that
+changes it, is at most `MAX_DEPTH` levels deep, measured without recursion. A string with a
+lone surrogate (`"\\ud800"` is valid JSON text) has no UTF-8 form and is refused as well.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ from relay.errors import ConflictError, FieldProblem, InvalidRequestError
 _ENVELOPE = ("comment", "patch")
 # each operation costs up to one serialization of the document; 100 keep a patch < 100 ms
 MAX_OPERATIONS = 100
-_GROWING = ("add", "replace", "copy")
+# the operations that can grow, deepen or rename: the document is measured after each
+_CHANGING = ("add", "replace", "copy", "move")
+# a subscription's own fields are at most 4 levels deep (config.headers, statements[].resources)
+MAX_DEPTH = 32
 # the values of one patch together: enough to `test` a whole document and replace it
 VALUES_FACTOR = 2
 
@@ -51,8 +59,25 @@ def patch_operations(body: Any) -> tuple[list[Mapping[str, Any]], str]:
 
 
 def document_size(document: Any) -> int:
-    """Bytes of `document` as compact UTF-8 JSON, what RELAY_MAX_SUBSCRIPTION_BYTES measures."""
+    """Bytes of `document` as compact UTF-8 JSON, what RELAY_MAX_SUBSCRIPTION_BYTES measures.
+
+    Raises UnicodeEncodeError when a string holds a lone surrogate (it has no UTF-8 form).
+    """
     return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def deeper_than(value: Any, levels: int) -> bool:
+    """Whether `value` nests objects and arrays more than `levels` deep (`[[]]` is 2 levels)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > levels:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def apply_patch(
@@ -76,6 +101,8 @@ def apply_patch(
             raise _invalid(attribute, reason)
         try:
             current = jsonpatch.JsonPatch([operation]).apply(current, in_place=True)
+        except RecursionError as exc:  # the depth checks should make this unreachable
+            raise _invalid(attribute, f"nested too deeply; at most {MAX_DEPTH} levels") from exc
         except jsonpatch.JsonPatchTestFailed as exc:
             path = operation.get("path")
             raise ConflictError(
@@ -84,23 +111,41 @@ def apply_patch(
             ) from exc
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
             raise _invalid(attribute, _reason(operation, exc)) from exc
-        if operation.get("op") in _GROWING:
-            size = document_size(current)
-            if size > max_bytes:
-                raise _too_large(attribute, f"the subscription would be {size} bytes", max_bytes)
+        if operation.get("op") in _CHANGING:
+            _check_document(current, max_bytes, attribute)
     if not isinstance(current, dict):
         raise _invalid(prefix or "body", "the patched document must be an object")
     return current
 
 
 def _value_size(operation: Mapping[str, Any], max_bytes: int, attribute: str) -> int:
-    """Bytes of the operation's value; a value larger than a whole subscription is refused."""
+    """Bytes of the operation's value; a value too deep or larger than a subscription is refused."""
     if "value" not in operation:
         return 0
-    size = document_size(operation["value"])
+    value = operation["value"]
+    if deeper_than(value, MAX_DEPTH):
+        raise _invalid(attribute, f"its value is nested more than {MAX_DEPTH} levels deep")
+    size = _size(value, attribute)
     if size > max_bytes:
         raise _too_large(attribute, f"its value is {size} bytes", max_bytes)
     return size
+
+
+def _check_document(document: Any, max_bytes: int, attribute: str) -> None:
+    """The document after an operation: within MAX_DEPTH levels and max_bytes."""
+    if deeper_than(document, MAX_DEPTH):
+        reason = f"the subscription would be nested more than {MAX_DEPTH} levels deep"
+        raise _invalid(attribute, reason)
+    if _size(document, attribute) > max_bytes:
+        raise _too_large(attribute, "the subscription would be larger than the limit", max_bytes)
+
+
+def _size(document: Any, attribute: str) -> int:
+    try:
+        return document_size(document)
+    except UnicodeEncodeError as exc:
+        reason = "a string holds a lone surrogate (\\ud800-\\udfff), which has no UTF-8 form"
+        raise _invalid(attribute, reason) from exc
 
 
 def _too_large(attribute: str, measured: str, max_bytes: int) -> InvalidRequestError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import resource
 import time
 from collections.abc import Iterator
@@ -319,3 +320,81 @@ def test_the_values_of_one_patch_are_bounded(
         response = client.patch(f"{BASE}/{sub_id}", json=patch, headers=admin_headers)
     problems = _problems(response)
     assert list(problems) == ["[2]"] and "RELAY_MAX_SUBSCRIPTION_BYTES" in problems["[2]"]
+
+
+def _nested(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("patch", "attribute"),
+    [
+        ([{"op": "add", "path": "/name", "value": _nested(700)}], "[0]"),
+        (
+            [
+                {"op": "add", "path": "/tags/-", "value": "x"},
+                {"op": "test", "path": "/tags/0", "value": _nested(400)},
+            ],
+            "[1]",
+        ),
+        ([{"op": "replace", "path": "/tags", "value": _nested(40)}], "[0]"),
+    ],
+    ids=["add-700", "test-400", "replace-40"],
+)
+def test_deeply_nested_patch_values_are_400(
+    app_client: TestClient,
+    admin_headers: dict[str, str],
+    redis_client: Redis,
+    sub_id: str,
+    patch: list[dict[str, Any]],
+    attribute: str,
+) -> None:
+    """A patch value nested past MAX_VALUE_DEPTH is a 400 naming the operation, never a 500."""
+    before = subscriptions.get_subscription(redis_client, sub_id=sub_id)
+    response = app_client.patch(f"{BASE}/{sub_id}", json=patch, headers=admin_headers)
+    problems = _problems(response)
+    assert list(problems) == [attribute] and "levels" in problems[attribute]
+    assert subscriptions.get_subscription(redis_client, sub_id=sub_id) == before
+
+
+def test_copies_nesting_the_document_deeper_are_400(
+    app_client: TestClient, admin_headers: dict[str, str], redis_client: Redis, sub_id: str
+) -> None:
+    """Copies doubling the depth (12 levels to 1536) answer 400 at the first past 32, not 500."""
+    # given: /tags nested 12 levels, each copy puts /tags inside its own innermost array
+    before = subscriptions.get_subscription(redis_client, sub_id=sub_id)
+    patch = [{"op": "replace", "path": "/tags", "value": _nested(12)}]
+    for doubling in range(7):
+        innermost = "/tags" + "/0" * (12 * 2**doubling - 1)
+        patch.append({"op": "copy", "from": "/tags", "path": f"{innermost}/-"})
+    # when
+    response = app_client.patch(f"{BASE}/{sub_id}", json=patch, headers=admin_headers)
+    # then
+    problems = _problems(response)
+    assert list(problems) == ["[2]"] and "levels" in problems["[2]"]
+    assert subscriptions.get_subscription(redis_client, sub_id=sub_id) == before
+
+
+@pytest.mark.parametrize("text", ["\ud800", "ok\udfffok"], ids=["high", "low"])
+def test_lone_surrogates_in_a_patch_are_400(
+    app_client: TestClient, admin_headers: dict[str, str], sub_id: str, text: str
+) -> None:
+    """A patch value holding a lone surrogate (not encodable as UTF-8) is a 400, never a 500."""
+    body = json.dumps([{"op": "replace", "path": "/name", "value": text}])  # \ud800 escapes
+    headers = {**admin_headers, "content-type": "application/json"}
+    response = app_client.patch(f"{BASE}/{sub_id}", content=body, headers=headers)
+    assert "[0]" in _problems(response)
+
+
+def test_a_lone_surrogate_in_a_create_is_400(
+    app_client: TestClient, admin_headers: dict[str, str], redis_client: Redis
+) -> None:
+    """A created subscription whose name holds a lone surrogate is a 400; nothing is stored."""
+    body = json.dumps(_body(name="a\ud800"))
+    headers = {**admin_headers, "content-type": "application/json"}
+    response = app_client.post(BASE, content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert subscriptions.list_subscriptions(redis_client) == []
