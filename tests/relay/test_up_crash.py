@@ -55,13 +55,13 @@ def test_sigkilled_up_takes_its_children_along_and_a_restart_keeps_acked_events(
         # when
         first.process.kill()
         first.process.wait(10)
-        took = wait_for(
+        # then (wait_for fails the test if one is still alive after ORPHAN_LIMIT)
+        wait_for(
             lambda: not any(alive(proc) for proc in seen), ORPHAN_LIMIT, "the children to exit"
         )
         second = start(tmp_path)
         wait_for(lambda: healthy(second), STARTUP_LIMIT, "/healthz of the second relay up")
         # then
-        assert took <= ORPHAN_LIMIT
         listed = httpx.get(
             f"{second.url}/api/admin/events", headers={"Authorization": token}, timeout=10
         )
