@@ -44,9 +44,14 @@ return out
 # delivery already there holds the slot kept for it when it was handed a freed one.
 _ADMIT = """
 local function admit(id, inflight, status, now, lease_until, cap)
-  local c = redis.call('HMGET', status, 'circuit', 'circuitRetryAt', 'circuitProbeUntil')
+  local c = redis.call('HMGET', status, 'circuit', 'circuitRetryAt', 'circuitProbeUntil',
+    'circuitProbe')
   if c[1] == 'open' then
-    if now < tonumber(c[2] or 0) or tonumber(c[3] or 0) > now then return false end
+    -- the probe the pump reserved goes; any other only once the cool-down is over and no
+    -- probe is out
+    if c[4] ~= id and (now < tonumber(c[2] or 0) or tonumber(c[3] or 0) > now) then
+      return false
+    end
     redis.call('HSET', status, 'circuitProbe', id, 'circuitProbeUntil', lease_until)
   else
     redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
@@ -221,7 +226,11 @@ for i = 0, (#KEYS - first + 1) / 2 - 1 do
     elseif reach == 'down' then
       unreachable(id, sub, status, KEYS[k + 3])
     elseif redis.call('HGET', status, 'circuitProbe') == id then
+      -- a probe that tested nothing (skipped, a protocol error): the next waits a cool-down
+      local wait = tonumber(redis.call('HGET', status, 'circuitCooldown') or cooldown)
+      redis.call('HSET', status, 'circuitRetryAt', now + wait)
       redis.call('HDEL', status, 'circuitProbe', 'circuitProbeUntil')
+      redis.call('ZADD', KEYS[4], now + wait, sub)
     end
   end
 end
@@ -265,6 +274,8 @@ for i = 0, (#KEYS - 3) / 3 - 1 do
       for _, id in ipairs(redis.call('ZRANGE', waiting, 0, 0)) do
         redis.call('ZREM', waiting, id)
         redis.call('ZADD', KEYS[1], lease_until, id)
+        -- reserved: the next pump run releases no other while this one is out
+        redis.call('HSET', status, 'circuitProbe', id, 'circuitProbeUntil', lease_until)
         out[#out + 1] = id
       end
     end

@@ -243,3 +243,36 @@ def test_a_subscription_turned_off_with_its_circuit_open_drains_in_one_wake(
     assert len(claim(redis_client, woken, at=NOW + 1)) == LIMITS.max_in_flight
     assert "circuitState" not in subscription_status.get_status(redis_client, sub_id=sub_id)
     assert redis_client.zcard(keys.CIRCUITS) == 0
+
+
+def test_a_released_probe_is_reserved_so_the_next_wake_releases_no_other(
+    redis_client: Redis,
+) -> None:
+    """Two pump runs after the cool-down, before the probe is claimed: one probe, not two."""
+    # given
+    sub_id = subscribe(redis_client)
+    held = open_circuit(redis_client, sub_id)
+    # when
+    first = deliveries.wake(redis_client, now_ms=NOW + 10_000, limits=LIMITS, live={sub_id})
+    second = deliveries.wake(redis_client, now_ms=NOW + 10_500, limits=LIMITS, live={sub_id})
+    # then
+    assert first == [held[0]] and second == []
+    assert claim(redis_client, [held[0]], at=NOW + 10_600) == [held[0]]
+
+
+def test_a_probe_that_was_not_counted_waits_a_cool_down_before_the_next(
+    redis_client: Redis,
+) -> None:
+    """A probe ending with no counted outcome (skipped, a protocol error) does not let the
+    next probe go at the next pump beat: the next one waits the current cool-down."""
+    # given
+    sub_id = subscribe(redis_client)
+    held = open_circuit(redis_client, sub_id)
+    deliveries.wake(redis_client, now_ms=NOW + 10_000, limits=LIMITS, live={sub_id})
+    probe = claim(redis_client, [held[0]], at=NOW + 10_000)
+    # when
+    settle(redis_client, sub_id, probe, Reach.NONE, at=NOW + 10_100)
+    # then
+    status = subscription_status.get_status(redis_client, sub_id=sub_id)
+    assert (status["circuitState"], status["circuitRetryAt"]) == ("open", NOW + 20_100)
+    assert deliveries.wake(redis_client, now_ms=NOW + 11_000, limits=LIMITS, live={sub_id}) == []
