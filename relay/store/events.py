@@ -27,6 +27,9 @@ from relay.unleash import now_rfc3339, rfc3339_ms
 
 DAY_MS: Final = 86_400_000
 DEFAULT_RETENTION_MS: Final = 30 * DAY_MS
+# the most event JSON one page of a read API holds (one event always fits, however large):
+# 1000 events of up to RELAY_MAX_BODY_BYTES each would be gigabytes in one answer
+PAGE_MAX_BYTES: Final = 4 * 1024 * 1024
 
 _DOCUMENT: Final = TypeAdapter(dict[str, Any])
 _SCRIPT_KEYS: Final = (keys.EVENT_SEQ, keys.EVENTS_ALL, keys.EVENTS_TIME, keys.OUTBOX)
@@ -240,8 +243,24 @@ def event_page(
         pipe.zrevrange(index, offset, stop)
         pipe.zcard(index)
         members, total = pipe.execute()
-    documents = get_event_documents(client, ids=ids_of(members))
+    ids = _within_budget(client, ids_of(members))
+    documents = get_event_documents(client, ids=ids)
     return EventPage(documents=[d for d in documents if d is not None], total=int(total))
+
+
+def _within_budget(client: Redis, ids: list[int]) -> list[int]:
+    """The first of `ids` whose documents fit in PAGE_MAX_BYTES together (at least one)."""
+    with translate_errors():
+        pipe = client.pipeline(transaction=False)
+        for event_id in ids:
+            pipe.strlen(keys.event(event_id))
+        sizes: list[int] = pipe.execute()
+    used = 0
+    for count, size in enumerate(sizes):
+        used += size
+        if used > PAGE_MAX_BYTES and count > 0:
+            return ids[:count]
+    return ids
 
 
 def event_ids_between(client: Redis, *, start_ms: int, end_ms: int) -> list[int]:

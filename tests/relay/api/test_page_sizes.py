@@ -7,6 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from relay.store import subscriptions, tokens
+from relay.store.events import PAGE_MAX_BYTES
 from relay.store.client import Redis
 from relay.store.tokens import Role
 from tests.support import subscribe
@@ -105,3 +106,30 @@ def test_deliveries_page_is_capped(
     response = app_client.get(f"{SUBS}/{sub_id}/deliveries?limit=101", headers=admin_headers)
     assert response.status_code == 400
     assert [e["attribute"] for e in response.json()["errors"]] == ["limit"]
+
+
+def test_a_page_of_large_events_stops_at_its_byte_budget(
+    app_client: TestClient, admin_headers: dict[str, str], redis_client: Redis
+) -> None:
+    """Events near the body limit: a page holds at most PAGE_MAX_BYTES of them (at least one),
+    newest first, and `offset` reaches the rest (10 events of 1 MiB were 10 MB in one answer)."""
+    # given: 10 events of about 1 MiB each
+    big = "x" * (1024 * 1024)
+    for n, event in enumerate(_events(10, 1)):
+        event["data"] = {"blob": big}
+        posted = app_client.post("/api/events", json=event, headers=admin_headers)
+        assert posted.status_code == 202, n
+    reader = _reader(redis_client)
+    # when
+    first = app_client.get("/api/admin/events", params={"limit": 10}, headers=reader)
+    # then
+    assert first.status_code == 200
+    assert len(first.content) <= PAGE_MAX_BYTES + 1024 * 1024
+    page = first.json()
+    assert 1 <= len(page["events"]) < 10 and page["totalEvents"] == 10
+    rest = app_client.get(
+        "/api/admin/events",
+        params={"limit": 10, "offset": len(page["events"])},
+        headers=reader,
+    ).json()
+    assert rest["events"][0]["id"] == page["events"][-1]["id"] - 1
