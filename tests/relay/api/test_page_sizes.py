@@ -7,8 +7,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from relay.store import subscriptions, tokens
-from relay.store.events import PAGE_MAX_BYTES
 from relay.store.client import Redis
+from relay.store.events import PAGE_MAX_BYTES
 from relay.store.tokens import Role
 from tests.support import subscribe
 
