@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     auth_failure_window: Annotated[float, NoDecode] = Field(
         default=60.0, gt=0, description="window of auth_failure_limit (duration)"
     )
+    forwarded_allow_ips: str = Field(
+        default="", description="proxies whose X-Forwarded-For is trusted (uvicorn's syntax)"
+    )
     max_connections: int = Field(default=1000, ge=1, description="open connections per API process")
     max_header_bytes: int = Field(default=32 * 1024, ge=1024, description="request line + headers")
     header_timeout: Annotated[float, NoDecode] = Field(

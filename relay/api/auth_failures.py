@@ -3,10 +3,14 @@
 Tokens are long random secrets, but the bootstrap admin token is whatever the operator
 chose, and every failed attempt costs a Redis lookup. After `RELAY_AUTH_FAILURE_LIMIT`
 failures from one address in a `RELAY_AUTH_FAILURE_WINDOW`, that address gets 429 until
-the window ends, whatever token it sends: a right guess must not look different from a
-wrong one. The count is in Redis (one call per failure, none per success), so every API
-process adds to it; each process remembers the addresses it saw go over the limit, so
-that a blocked address costs no Redis call at all. A request without any token (a
+the window ends for the bootstrap admin token (not even compared: a right guess must not
+look different from a wrong one) and for any token the store does not hold. A stored
+token still works from a blocked address: it is 256 random bits, which no count of
+guesses finds, and an address may be a NAT or proxy shared by honest clients whose
+requests would otherwise fail with the guesser's. The count is in Redis (one call per
+failure, none per success), so every API process adds to it; each process remembers the
+addresses it saw go over the limit, so that a blocked address's failures are not counted
+again (a blocked request costs the token lookup only). A request without any token (a
 misconfigured client, not a guess) is not counted.
 """
 
@@ -36,24 +40,34 @@ class AuthFailures:
         self.window_ms = int(settings.auth_failure_window * 1000)
         self._blocked: dict[str, float] = {}  # address -> monotonic time the block ends
 
+    def blocked(self, address: str) -> bool:
+        """Whether `address` is blocked now (no I/O)."""
+        return self._seconds_left(address) > 0
+
     def check(self, address: str) -> None:
         """429 if `address` is blocked (no I/O)."""
-        until = self._blocked.get(address)
-        if until is None:
-            return
-        left = until - time.monotonic()
-        if left <= 0:
-            del self._blocked[address]
-            return
-        raise _blocked_error(left)
+        left = self._seconds_left(address)
+        if left > 0:
+            raise _blocked_error(left)
 
     def failed(self, client: Redis, address: str) -> None:
-        """Count a failed authentication from `address`; block it once over the limit."""
+        """Count a failed authentication from `address`, blocking it once over the limit;
+        429 instead when it is blocked already (not counted again)."""
+        self.check(address)
         if self.limit <= 0:
             return
         seen = ratelimit.count_failure(client, address=address, window_ms=self.window_ms)
         if seen.count >= self.limit:
             self._block(address, seen.window_left_ms / 1000)
+
+    def _seconds_left(self, address: str) -> float:
+        until = self._blocked.get(address)
+        if until is None:
+            return 0.0
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._blocked[address]
+        return left
 
     def _block(self, address: str, seconds: float) -> None:
         if len(self._blocked) >= MAX_BLOCKED:

@@ -94,12 +94,13 @@ def _authenticated(
 ) -> TokenInfo:
     failures = auth_failures_of(request.app.state)
     address = client_address(request.scope)
-    failures.check(address)
+    # a blocked address gets only stored tokens, which cannot be guessed (auth_failures.py)
+    bootstrap = not failures.blocked(address)
     secret = _secret_from(header)
     try:
-        info = _token_info(client, settings, secret)
+        info = _token_info(client, settings, secret, bootstrap=bootstrap)
     except UnauthorizedError:
-        failures.failed(client, address)
+        failures.failed(client, address)  # 429 when blocked
         raise
     request.state.token = info
     if settings.rate_limit_per_second > 0:
@@ -107,10 +108,10 @@ def _authenticated(
     return info
 
 
-def _token_info(client: Redis, settings: Settings, secret: str) -> TokenInfo:
+def _token_info(client: Redis, settings: Settings, secret: str, *, bootstrap: bool) -> TokenInfo:
     if not _WELL_FORMED.fullmatch(secret):
         raise UnauthorizedError(_MALFORMED)
-    if _is_bootstrap(secret, settings):
+    if bootstrap and _is_bootstrap(secret, settings):
         return TokenInfo(id=tokens.BOOTSTRAP_ID, name="bootstrap", role=Role.ADMIN, created_at=0)
     found = tokens.find_token(client, secret=secret)
     if found is None:
@@ -215,11 +216,11 @@ def ingest_caller(request: Request, header: str | None) -> IngestCaller:
     state = request.app.state
     settings: Settings = state.settings
     secret = _secret_from(header)
-    if _is_bootstrap(secret, settings) or settings.rate_limit_per_second > 0:
-        return IngestCaller(secret, _ingest_token_now(request, header), "")
     failures = auth_failures_of(state)
     address = client_address(request.scope)
-    failures.check(address)
+    bootstrap = not failures.blocked(address) and _is_bootstrap(secret, settings)
+    if bootstrap or settings.rate_limit_per_second > 0:
+        return IngestCaller(secret, _ingest_token_now(request, header), "")
     if not _WELL_FORMED.fullmatch(secret):
         failures.failed(state.redis, address)
         raise UnauthorizedError(_MALFORMED)

@@ -18,7 +18,8 @@ connections that never complete them are not counted out). `EdgeProtocol` adds t
   progress is the new one answered 503. The bound is kept under the process's open-files
   limit, whose soft value `serve` raises to the hard one.
 
-`relay serve` and the tests' live server both build their server with `server_config`.
+`relay serve` and the tests' live server both build their server with `server_config`,
+which trusts `X-Forwarded-For` only from `RELAY_FORWARDED_ALLOW_IPS` (none by default).
 """
 
 from __future__ import annotations
@@ -105,6 +106,11 @@ def server_config(app: Any, settings: Settings, **options: Any) -> EdgeConfig:
         settings, open_files=None if open_files == resource.RLIM_INFINITY else open_files
     )
     options.setdefault("log_config", None)  # keep relay's logging (JSON lines off a terminal)
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told: any local client could then
+    # pick its address, and with it its failed-authentication count
+    trusted = settings.forwarded_allow_ips.strip()
+    options.setdefault("proxy_headers", bool(trusted))
+    options.setdefault("forwarded_allow_ips", trusted or None)
     options.setdefault("log_level", settings.log_level.lower())
     return EdgeConfig(app, limits=limits, **options)
 
