@@ -23,6 +23,8 @@ from relay.api.app import create_app
 from relay.embedded import start_redis
 from relay.settings import Settings
 from relay.store.client import connect
+from tests import support
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -110,20 +112,7 @@ def flag_event(name: str, **extra: Any) -> dict[str, Any]:
 
 
 def deliveries_of(api: TestClient, sub_id: str, **params: Any) -> list[dict[str, Any]]:
-    response = api.get(f"{SUBS}/{sub_id}/deliveries", params=params, headers=ADMIN)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
+    return support.deliveries_of(api, sub_id, headers=ADMIN, **params)
 
 
 def test_ingested_event_is_delivered_with_verifiable_signatures(

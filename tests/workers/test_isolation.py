@@ -17,6 +17,7 @@ from relay.api.app import create_app
 from relay.settings import Settings
 from relay.store import subscriptions
 from relay.store.client import Redis
+from tests import support
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -88,20 +89,11 @@ def status_of(api: TestClient, sub_id: str) -> dict[str, Any]:
 
 
 def deliveries_of(api: TestClient, sub_id: str) -> list[dict[str, Any]]:
-    response = api.get(f"{SUBS}/{sub_id}/deliveries", params={"limit": 100}, headers=ADMIN)
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    return items
+    return support.deliveries_of(api, sub_id, headers=ADMIN, limit=100)
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
+    return support.wait_until(check, timeout)
 
 
 def test_a_hanging_receiver_does_not_delay_another_subscription(
