@@ -20,7 +20,9 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
+
+import idna
 
 from relay.errors import FieldProblem, InvalidRequestError
 
@@ -185,7 +187,20 @@ def _url_problem(value: Any) -> str | None:
         return "must have a host"
     if parts.username is not None or parts.password is not None:
         return "must not contain credentials; send them in config.headers"
+    if not parts.netloc.isascii():
+        return _ascii_host_problem(parts)
     return None
+
+
+def _ascii_host_problem(parts: SplitResult) -> str:
+    """A host outside ASCII cannot be sent in a Host header: name its IDNA (punycode) form."""
+    host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
+    try:
+        ascii_host = idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        return f"its host must be ASCII, and {host!r} has no IDNA form: {exc}"
+    # the host alone: the rest of the URL may hold credentials (query values)
+    return f"its host must be ASCII: write it in its IDNA (punycode) form, {ascii_host}"
 
 
 def _unmasked_url(url: str, stored_url: str | None) -> str | None:
