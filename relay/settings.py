@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     max_policy_entries: int = Field(
         default=250, ge=1, description="resources + actions (and not-) of all its statements"
     )
+    max_total_policy_entries: int = Field(
+        default=50_000, ge=1, description="policy entries of all subscriptions together"
+    )
     max_subscription_bytes: int = Field(
         default=64 * 1024, ge=4096, description="a subscription's document as JSON, also mid-patch"
     )

@@ -32,14 +32,17 @@ def policy_problems(fields: SubscriptionPost, settings: Settings) -> list[FieldP
 
 
 def size_problem(document: dict[str, Any], settings: Settings) -> FieldProblem | None:
-    """The subscription as stored, past RELAY_MAX_SUBSCRIPTION_BYTES; None when within it."""
-    size = document_size(document)
-    if size <= settings.max_subscription_bytes:
+    """The subscription as stored, past RELAY_MAX_SUBSCRIPTION_BYTES; None when within it.
+
+    The message gives the limit, not the size: the stored document holds the secret, header
+    and query values a writer sees masked, and its size would tell their lengths.
+    """
+    if document_size(document) <= settings.max_subscription_bytes:
         return None
     return FieldProblem(
         "body",
-        f"the subscription is {size} bytes of JSON; at most "
-        f"{settings.max_subscription_bytes} (RELAY_MAX_SUBSCRIPTION_BYTES)",
+        "the subscription, with its stored secret, header and query values, is larger than "
+        f"{settings.max_subscription_bytes} bytes of JSON (RELAY_MAX_SUBSCRIPTION_BYTES)",
     )
 
 

@@ -18,6 +18,8 @@ Subscriptions (owner: relay/store/subscriptions.py)
     relay:seq:sub                      [string] INCR orders subscriptions by creation
     relay:subs                         [zset]   subscription id, score = creation sequence
     relay:subs:version                 [string] bumped on every change; workers rebuild their index
+    relay:subs:entries                 [hash]   subscription id -> its policy entries
+    relay:subs:entries:total           [string] their sum (RELAY_MAX_TOTAL_POLICY_ENTRIES)
     relay:sub:{id}                     [string] subscription document JSON
     relay:sub:{id}:status              [hash]   delivery health counters (_status)
     relay:sub:{id}:errors              [list]   last 10 errors, JSON, newest first
@@ -70,6 +72,8 @@ OUTBOX = f"{PREFIX}outbox"
 SUBS = f"{PREFIX}subs"
 SUBS_VERSION = f"{PREFIX}subs:version"
 SUBS_SEQ = f"{PREFIX}seq:sub"
+SUBS_ENTRIES = f"{PREFIX}subs:entries"
+SUBS_ENTRIES_TOTAL = f"{PREFIX}subs:entries:total"
 
 DUE = f"{PREFIX}due"
 CLAIMS = f"{PREFIX}claims"

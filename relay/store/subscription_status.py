@@ -153,7 +153,7 @@ def queue_turned_off(pipe: Pipeline, *, sub_id: str, reason: str, at_ms: int) ->
     pipe.hset(
         keys.subscription_status(sub_id), mapping={"disabledReason": reason, "disabledAt": at_ms}
     )
-    _queue_circuit_closed(pipe, sub_id=sub_id)
+    queue_circuit_closed(pipe, sub_id=sub_id)
 
 
 def queue_turned_on(pipe: Pipeline, *, sub_id: str) -> None:
@@ -164,10 +164,11 @@ def queue_turned_on(pipe: Pipeline, *, sub_id: str) -> None:
     holding its deliveries back.
     """
     pipe.hdel(keys.subscription_status(sub_id), "disabledReason", "disabledAt", "failingSince")
-    _queue_circuit_closed(pipe, sub_id=sub_id)
+    queue_circuit_closed(pipe, sub_id=sub_id)
 
 
-def _queue_circuit_closed(pipe: Pipeline, *, sub_id: str) -> None:
+def queue_circuit_closed(pipe: Pipeline, *, sub_id: str) -> None:
+    """Queue, in the caller's transaction, the end of its circuit (also: its URL changed)."""
     pipe.hdel(keys.subscription_status(sub_id), *CIRCUIT_FIELDS)
     pipe.zrem(keys.CIRCUITS, sub_id)
 

@@ -4,6 +4,12 @@ Every change (create, update, delete, turn off) bumps `relay:subs:version` in th
 transaction, so a worker that sees the version unchanged knows its subscription index is
 current. Updates WATCH the document and retry when another writer got there first: two
 concurrent changes are both applied, never one lost.
+
+The policy entries of every subscription together are bounded (RELAY_MAX_TOTAL_POLICY_ENTRIES:
+each worker indexes all of them at every change and matches every event against them), so
+each subscription's count is kept in `relay:subs:entries` and their sum in
+`relay:subs:entries:total`, changed in the same atomic step as the document. Subscriptions
+stored before the counts existed are counted once, when the total is first needed.
 """
 
 from __future__ import annotations
@@ -26,26 +32,82 @@ from relay.store.client import Redis, translate_errors
 SECRET_OVERLAP_MS = 24 * 3600 * 1000
 _MAX_ATTEMPTS = 200
 
+# the lists whose entries count against RELAY_MAX_POLICY_ENTRIES and the total budget
+ENTRY_LISTS = ("resources", "notResources", "actions", "notActions")
+_COUNT_BATCH = 500
+
 # a script, so that only a real deletion bumps the version, in the same atomic step
-# KEYS: subscription, status, errors, index, version. ARGV: id.
+# KEYS: subscription, status, errors, index, version, entries, total. ARGV: id.
 _DELETE = """
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('INCR', KEYS[5])
+local counted = redis.call('HGET', KEYS[6], ARGV[1])
+if counted then
+  redis.call('HDEL', KEYS[6], ARGV[1])
+  if redis.call('EXISTS', KEYS[7]) == 1 then redis.call('DECRBY', KEYS[7], counted) end
+end
 return 1
 """
 
 
-# a script, so that the count check and the insert are one atomic step: concurrent creates
-# never pass the limit. KEYS: subscription, index, version, sequence. ARGV: document, id, max.
+# a script, so that the checks and the insert are one atomic step: concurrent creates never
+# pass a limit. KEYS: subscription, index, version, sequence, entries, total.
+# ARGV: document, id, max, its entries, max total. Returns {1} stored, {0} too many
+# subscriptions, {-1} the total is not counted yet, {-2, total} past the total budget.
 _CREATE = """
 local max = tonumber(ARGV[3])
-if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return 0 end
+if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return {0} end
+local total = redis.call('GET', KEYS[6])
+if not total then return {-1} end
+local entries, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
+if entries > 0 and budget > 0 and tonumber(total) + entries > budget then
+  return {-2, tonumber(total)}
+end
 local sequence = redis.call('INCR', KEYS[4])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], sequence, ARGV[2])
 redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[5], ARGV[2], entries)
+redis.call('INCRBY', KEYS[6], entries)
+return {1}
+"""
+
+# counts stored subscriptions that have no count yet (stored before counts existed), from
+# their JSON; the total, when it exists, follows. KEYS: entries, total, subscription per id.
+# ARGV: ids.
+_COUNT = """
+local lists = {'resources', 'notResources', 'actions', 'notActions'}
+for i, id in ipairs(ARGV) do
+  local raw = redis.call('GET', KEYS[i + 2])
+  if raw and redis.call('HEXISTS', KEYS[1], id) == 0 then
+    local entries = 0
+    local statements = cjson.decode(raw)['statements']
+    if type(statements) == 'table' then
+      for _, statement in ipairs(statements) do
+        for _, name in ipairs(lists) do
+          if type(statement[name]) == 'table' then entries = entries + #statement[name] end
+        end
+      end
+    end
+    redis.call('HSET', KEYS[1], id, entries)
+    if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCRBY', KEYS[2], entries) end
+  end
+end
+return 1
+"""
+
+# sets the total from the counts once every stored subscription has one (1), else 0.
+# KEYS: entries, total, index.
+_SUM = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  if redis.call('HEXISTS', KEYS[1], id) == 0 then return 0 end
+end
+local total = 0
+for _, entries in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(entries) end
+redis.call('SET', KEYS[2], total)
 return 1
 """
 
@@ -56,6 +118,19 @@ class TooManySubscriptionsError(RelayError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"{limit} subscriptions are stored already")
         self.limit = limit
+
+
+class TooManyPolicyEntriesError(RelayError):
+    """A create or update would take the entries of all policies past `limit`."""
+
+    def __init__(self, limit: int, *, stored: int, adding: int) -> None:
+        super().__init__(
+            f"the policies of all subscriptions have {stored} entries; {adding} more would "
+            f"pass {limit}"
+        )
+        self.limit = limit
+        self.stored = stored
+        self.adding = adding
 
 
 @dataclass(frozen=True)
@@ -98,10 +173,13 @@ def create_subscription(
     on: bool,
     tags: list[str],
     max_count: int | None = None,
+    max_entries: int | None = None,
 ) -> SubscriptionRecord:
     """Store a new subscription (its id is generated) and bump the version.
 
-    With `max_count`, raises TooManySubscriptionsError when that many are stored already.
+    With `max_count`, raises TooManySubscriptionsError when that many are stored already;
+    with `max_entries`, TooManyPolicyEntriesError when its policy entries would take those
+    of all subscriptions past it.
     """
     record = SubscriptionRecord(
         id=secrets.token_hex(12),
@@ -113,22 +191,33 @@ def create_subscription(
         tags=tags,
         created_at=now_ms(),
     )
+    entries = policy_entries(statements)
     # a sequence, not the clock, orders the list: two creates in one millisecond stay in order
-    with translate_errors():
-        stored = client.eval(
-            _CREATE,
-            4,
-            keys.subscription(record.id),
-            keys.SUBS,
-            keys.SUBS_VERSION,
-            keys.SUBS_SEQ,
-            _encode(record),
-            record.id,
-            max_count or 0,
-        )
-    if not stored:
-        raise TooManySubscriptionsError(max_count or 0)
-    return record
+    for _ in range(_MAX_ATTEMPTS):
+        with translate_errors():
+            answer: list[int] = client.eval(
+                _CREATE,
+                6,
+                keys.subscription(record.id),
+                keys.SUBS,
+                keys.SUBS_VERSION,
+                keys.SUBS_SEQ,
+                keys.SUBS_ENTRIES,
+                keys.SUBS_ENTRIES_TOTAL,
+                _encode(record),
+                record.id,
+                max_count or 0,
+                entries,
+                max_entries or 0,
+            )
+        if answer[0] == 1:
+            return record
+        if answer[0] == 0:
+            raise TooManySubscriptionsError(max_count or 0)
+        if answer[0] == -2:
+            raise TooManyPolicyEntriesError(max_entries or 0, stored=answer[1], adding=entries)
+        count_stored_entries(client)
+    raise StoreError("the policy entries of the stored subscriptions could not be counted")
 
 
 def get_subscription(client: Redis, *, sub_id: str) -> SubscriptionRecord | None:
@@ -175,14 +264,21 @@ def subscriptions_version(client: Redis) -> int:
     return int(value or 0)
 
 
-def update_subscription(client: Redis, *, sub_id: str, change: Change) -> SubscriptionRecord | None:
+def update_subscription(
+    client: Redis, *, sub_id: str, change: Change, max_entries: int | None = None
+) -> SubscriptionRecord | None:
     """Apply `change` to the current document atomically; None if there is no such subscription.
 
     `change` may run several times (once per conflicting writer) and must be pure; an
     exception it raises aborts the update with nothing written. A changed secret keeps the
-    replaced one as `previous_secret` for `SECRET_OVERLAP_MS`.
+    replaced one as `previous_secret` for `SECRET_OVERLAP_MS`; a changed URL closes the
+    circuit (the new endpoint is tried at once). With `max_entries`, raises
+    TooManyPolicyEntriesError, nothing written, when the change adds policy entries that
+    would take those of all subscriptions past it.
     """
-    return _transact(client, sub_id=sub_id, change=change, turned_off_reason=None)
+    return _transact(
+        client, sub_id=sub_id, change=change, turned_off_reason=None, max_entries=max_entries
+    )
 
 
 def turn_off(client: Redis, *, sub_id: str, reason: str) -> None:
@@ -200,15 +296,41 @@ def delete_subscription(client: Redis, *, sub_id: str) -> bool:
     with translate_errors():
         deleted = client.eval(
             _DELETE,
-            5,
+            7,
             keys.subscription(sub_id),
             status_key,
             errors_key,
             keys.SUBS,
             keys.SUBS_VERSION,
+            keys.SUBS_ENTRIES,
+            keys.SUBS_ENTRIES_TOTAL,
             sub_id,
         )
     return bool(deleted)
+
+
+def policy_entries(statements: list[dict[str, Any]]) -> int:
+    """The entries of a policy: its statements' resources, notResources, actions, notActions."""
+    return sum(len(statement.get(name) or []) for statement in statements for name in ENTRY_LISTS)
+
+
+def count_stored_entries(client: Redis) -> None:
+    """Count the policy entries of subscriptions stored without a count, then set the total.
+
+    Needed once, after an upgrade from a relay that kept no counts: batches of scripts, so
+    Redis is never held long; safe to run concurrently (a subscription is counted once).
+    """
+    with translate_errors():
+        for _ in range(3):
+            ids: list[str] = client.zrange(keys.SUBS, 0, -1)  # type: ignore[assignment]
+            for start in range(0, len(ids), _COUNT_BATCH):
+                batch = ids[start : start + _COUNT_BATCH]
+                subs = [keys.subscription(sub_id) for sub_id in batch]
+                counts = (keys.SUBS_ENTRIES, keys.SUBS_ENTRIES_TOTAL)
+                client.eval(_COUNT, 2 + len(batch), *counts, *subs, *batch)
+            if client.eval(_SUM, 3, keys.SUBS_ENTRIES, keys.SUBS_ENTRIES_TOTAL, keys.SUBS):
+                return
+    raise StoreError("subscriptions kept being stored without a count while counting")
 
 
 def now_ms() -> int:
@@ -216,7 +338,12 @@ def now_ms() -> int:
 
 
 def _transact(
-    client: Redis, *, sub_id: str, change: Change, turned_off_reason: str | None
+    client: Redis,
+    *,
+    sub_id: str,
+    change: Change,
+    turned_off_reason: str | None,
+    max_entries: int | None = None,
 ) -> SubscriptionRecord | None:
     key = keys.subscription(sub_id)
     with translate_errors():
@@ -231,13 +358,40 @@ def _transact(
                     updated = _with_rotation(current, change(current), at_ms=now_ms())
                     if updated == current:
                         return current
+                    added = _entries_added(pipe, current, updated, max_entries)
+                    if added is None:
+                        count_stored_entries(client)
+                        continue
                     pipe.multi()
                     _queue_write(pipe, current, updated, turned_off_reason)
+                    if added:
+                        pipe.hincrby(keys.SUBS_ENTRIES, sub_id, added)
+                        pipe.incrby(keys.SUBS_ENTRIES_TOTAL, added)
                     pipe.execute()
                     return updated
                 except redis.WatchError:
                     continue
     raise StoreError(f"subscription {sub_id} changed {_MAX_ATTEMPTS} times during one update")
+
+
+def _entries_added(
+    pipe: Pipeline, current: SubscriptionRecord, updated: SubscriptionRecord, limit: int | None
+) -> int | None:
+    """How many policy entries the change adds (negative: frees); None if not counted yet.
+
+    Raises TooManyPolicyEntriesError past `limit`. WATCHes the total, so that a concurrent
+    change of any count makes this update try again with the new total.
+    """
+    if updated.statements == current.statements:
+        return 0
+    pipe.watch(keys.SUBS_ENTRIES_TOTAL)  # type: ignore[no-untyped-call]
+    counted, total = pipe.hget(keys.SUBS_ENTRIES, current.id), pipe.get(keys.SUBS_ENTRIES_TOTAL)
+    if counted is None or total is None:
+        return None
+    added = policy_entries(updated.statements) - int(str(counted))
+    if limit and added > 0 and int(str(total)) + added > limit:
+        raise TooManyPolicyEntriesError(limit, stored=int(str(total)), adding=added)
+    return added
 
 
 def _queue_write(
@@ -248,6 +402,8 @@ def _queue_write(
         subscription_status.queue_turned_off(pipe, sub_id=updated.id, reason=reason, at_ms=now_ms())
     elif updated.on and not current.on:
         subscription_status.queue_turned_on(pipe, sub_id=updated.id)
+    if updated.config.get("url") != current.config.get("url"):
+        subscription_status.queue_circuit_closed(pipe, sub_id=updated.id)
     pipe.incr(keys.SUBS_VERSION)
 
 

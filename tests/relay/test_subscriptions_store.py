@@ -223,3 +223,28 @@ def test_status_of_fresh_subscription_is_zero(redis_client: Redis) -> None:
     created = _create(redis_client)
     status = subscription_status.get_status(redis_client, sub_id=created.id)
     assert status == {"successCount": 0, "errorCount": 0, "errors": []}
+
+
+def test_a_changed_url_closes_the_circuit(redis_client: Redis) -> None:
+    """A writer who moves the URL gets its deliveries tried at once, not after the next probe;
+    a change that keeps the URL leaves the circuit open."""
+    from tests.relay.test_delivery_limits import open_circuit
+
+    # given
+    kept, moved = _create(redis_client), _create(redis_client)
+    for record in (kept, moved):
+        open_circuit(redis_client, record.id)
+
+    def rename(record: SubscriptionRecord) -> SubscriptionRecord:
+        return replace(record, name="renamed")
+
+    def move(record: SubscriptionRecord) -> SubscriptionRecord:
+        return replace(record, config={**record.config, "url": "https://example.org/fixed"})
+
+    # when
+    subscriptions.update_subscription(redis_client, sub_id=kept.id, change=rename)
+    subscriptions.update_subscription(redis_client, sub_id=moved.id, change=move)
+    # then
+    assert subscription_status.get_status(redis_client, sub_id=kept.id)["circuitState"] == "open"
+    assert "circuitState" not in subscription_status.get_status(redis_client, sub_id=moved.id)
+    assert redis_client.zrange(keys.CIRCUITS, 0, -1) == [kept.id]

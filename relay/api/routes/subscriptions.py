@@ -26,7 +26,11 @@ from relay.api.subscription_views import (
 )
 from relay.errors import FieldProblem, InvalidRequestError, NotFoundError
 from relay.store import subscription_status, subscriptions
-from relay.store.subscriptions import SubscriptionRecord, TooManySubscriptionsError
+from relay.store.subscriptions import (
+    SubscriptionRecord,
+    TooManyPolicyEntriesError,
+    TooManySubscriptionsError,
+)
 from relay.store.tokens import TokenInfo
 from relay.subscription_patch import apply_patch, patch_operations
 from relay.webhook_config import INTEGRATION_KEY
@@ -91,10 +95,13 @@ def create_subscription(
             on=valid.on,
             tags=valid.tags,
             max_count=settings.max_subscriptions,
+            max_entries=settings.max_total_policy_entries,
         )
     except TooManySubscriptionsError as exc:
         reason = f"{exc.limit} subscriptions exist, the most RELAY_MAX_SUBSCRIPTIONS allows"
         raise InvalidRequestError(reason, [FieldProblem("body", reason)]) from exc
+    except TooManyPolicyEntriesError as exc:
+        raise _over_total_entries(exc) from exc
     response.headers["Location"] = item_href(integrationKey, record.id)
     return _view(client, record, caller, reveal_secret=valid.secret_generated)
 
@@ -172,7 +179,12 @@ def update_subscription(
         generated[:] = [valid.secret_generated]
         return _updated(record, valid)
 
-    updated = subscriptions.update_subscription(client, sub_id=id, change=change)
+    try:
+        updated = subscriptions.update_subscription(
+            client, sub_id=id, change=change, max_entries=settings.max_total_policy_entries
+        )
+    except TooManyPolicyEntriesError as exc:
+        raise _over_total_entries(exc) from exc
     if updated is None:
         raise _not_found(id)
     return _view(client, updated, caller, reveal_secret=any(generated))
@@ -210,6 +222,14 @@ def _find(client: StoreDep, integration_key: str, sub_id: str) -> SubscriptionRe
     if record is None or record.integration_key != integration_key:
         raise _not_found(sub_id)
     return record
+
+
+def _over_total_entries(exc: TooManyPolicyEntriesError) -> InvalidRequestError:
+    reason = (
+        f"the policies of all subscriptions have {exc.stored} entries; {exc.adding} more would "
+        f"pass {exc.limit} (RELAY_MAX_TOTAL_POLICY_ENTRIES)"
+    )
+    return InvalidRequestError(reason, [FieldProblem("statements", reason)])
 
 
 def _not_found(sub_id: str) -> NotFoundError:

@@ -398,3 +398,25 @@ def test_a_lone_surrogate_in_a_create_is_400(
     response = app_client.post(BASE, content=body, headers=headers)
     assert response.status_code == 400, response.text
     assert subscriptions.list_subscriptions(redis_client) == []
+
+
+def test_the_size_error_does_not_measure_hidden_values(
+    settings: Settings, redis_client: Redis, admin_headers: dict[str, str]
+) -> None:
+    """Past the limit, the message names the limit only: a writer adding tags cannot learn
+    the length of a masked header value from it."""
+    tags = [f"{n:02d}" + "t" * 60 for n in range(50)]  # about 3.3 KB
+    replies = []
+    with _client(settings, redis_client, max_subscription_bytes=4096) as client:
+        for hidden in ("k" * 1000, "k" * 1001):
+            # given: subscriptions alike but for the length of a hidden header value
+            config = {"url": "https://h.example.com/a", "headers": {"X-Key": hidden}}
+            created = client.post(BASE, json=_body(config=config), headers=admin_headers)
+            assert created.status_code == 201, created.text
+            # when: tags that keep the masked document within the limit, the stored one not
+            patch = [{"op": "replace", "path": "/tags", "value": tags}]
+            url = f"{BASE}/{created.json()['_id']}"
+            replies.append(client.patch(url, json=patch, headers=admin_headers))
+    # then
+    first, second = (_problems(reply) for reply in replies)
+    assert first == second and "4096" in first["body"], first
