@@ -400,6 +400,133 @@ def test_a_lone_surrogate_in_a_create_is_400(
     assert subscriptions.list_subscriptions(redis_client) == []
 
 
+def _entries(count: int) -> list[dict[str, Any]]:
+    """One statement of `count` policy entries: `count - 1` resources and one action."""
+    return [
+        {"effect": "allow", "resources": [f"proj/p{n}" for n in range(count - 1)], "actions": ["*"]}
+    ]
+
+
+def test_the_policy_entries_of_all_subscriptions_are_bounded(
+    settings: Settings, redis_client: Redis, admin_headers: dict[str, str]
+) -> None:
+    """Past RELAY_MAX_TOTAL_POLICY_ENTRIES a create is 400 naming it; a delete frees its share."""
+    with _client(settings, redis_client, max_total_policy_entries=10) as client:
+        # given: 8 of 10 entries taken
+        first = client.post(BASE, json=_body(statements=_entries(4)), headers=admin_headers)
+        second = client.post(BASE, json=_body(statements=_entries(4)), headers=admin_headers)
+        assert second.status_code == 201
+        # when
+        refused = client.post(BASE, json=_body(statements=_entries(3)), headers=admin_headers)
+        fits = client.post(BASE, json=_body(statements=_entries(2)), headers=admin_headers)
+        client.delete(f"{BASE}/{first.json()['_id']}", headers=admin_headers)
+        again = client.post(BASE, json=_body(statements=_entries(4)), headers=admin_headers)
+    # then
+    assert "RELAY_MAX_TOTAL_POLICY_ENTRIES" in _problems(refused)["statements"]
+    assert fits.status_code == 201 and again.status_code == 201
+    assert len(subscriptions.list_subscriptions(redis_client)) == 3
+
+
+def test_a_patch_past_the_total_entries_is_400_and_changes_nothing(
+    settings: Settings, redis_client: Redis, admin_headers: dict[str, str]
+) -> None:
+    """A patch growing the policies past RELAY_MAX_TOTAL_POLICY_ENTRIES is 400, nothing applied;
+    one shrinking them frees their share, one keeping the count passes at the budget."""
+    with _client(settings, redis_client, max_total_policy_entries=10) as client:
+        # given: 4 + 6 = 10 entries, the whole budget
+        first = client.post(BASE, json=_body(statements=_entries(4)), headers=admin_headers)
+        second = client.post(BASE, json=_body(statements=_entries(6)), headers=admin_headers)
+        assert second.status_code == 201
+        sub_id = first.json()["_id"]
+        before = subscriptions.get_subscription(redis_client, sub_id=sub_id)
+        # when
+        grown = client.patch(
+            f"{BASE}/{sub_id}",
+            json=[
+                {"op": "replace", "path": "/name", "value": "renamed"},
+                {"op": "add", "path": "/statements/0/resources/-", "value": "proj/more"},
+            ],
+            headers=admin_headers,
+        )
+        unchanged = subscriptions.get_subscription(redis_client, sub_id=sub_id)
+        same_count = client.patch(
+            f"{BASE}/{sub_id}",
+            json=[{"op": "replace", "path": "/statements/0/resources/0", "value": "proj/other"}],
+            headers=admin_headers,
+        )
+        shrunk = client.patch(
+            f"{BASE}/{sub_id}",
+            json=[{"op": "replace", "path": "/statements", "value": _entries(2)}],
+            headers=admin_headers,
+        )
+        created = client.post(BASE, json=_body(statements=_entries(2)), headers=admin_headers)
+    # then
+    assert "RELAY_MAX_TOTAL_POLICY_ENTRIES" in _problems(grown)["statements"]
+    assert unchanged == before
+    assert same_count.status_code == 200, same_count.text
+    assert shrunk.status_code == 200 and created.status_code == 201
+
+
+def test_concurrent_creates_and_patches_never_pass_the_total_entries(
+    settings: Settings, redis_client: Redis, admin_headers: dict[str, str]
+) -> None:
+    """Budget 20: 20 concurrent creates of 4 entries store 5; then concurrent patches adding
+    an entry each to a full budget are all refused, and after a delete only what fits passes."""
+    with (
+        _client(settings, redis_client, max_total_policy_entries=20) as client,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        # when
+        def create(_: int) -> int:
+            body = _body(statements=_entries(4))
+            return client.post(BASE, json=body, headers=admin_headers).status_code
+
+        codes = list(pool.map(create, range(20)))
+        ids = [record.id for record in subscriptions.list_subscriptions(redis_client)]
+        client.delete(f"{BASE}/{ids[0]}", headers=admin_headers)  # 4 entries free
+
+        def grow(sub_id: str) -> int:
+            add = {"op": "add", "path": "/statements/0/resources/-", "value": "proj/x"}
+            patch = [add] * 3
+            return client.patch(f"{BASE}/{sub_id}", json=patch, headers=admin_headers).status_code
+
+        patched = list(pool.map(grow, ids[1:]))
+    # then
+    assert sorted(codes) == [201] * 5 + [400] * 15
+    assert sorted(patched) == [200, 400, 400, 400]
+    counts = [
+        sum(len(s.get("resources") or []) + len(s.get("actions") or []) for s in r.statements)
+        for r in subscriptions.list_subscriptions(redis_client)
+    ]
+    assert sorted(counts) == [4, 4, 4, 7]
+
+
+def test_stored_subscriptions_without_counts_are_counted_once(
+    settings: Settings, redis_client: Redis, admin_headers: dict[str, str]
+) -> None:
+    """Subscriptions stored before the budget existed (no counts in Redis) count against it."""
+    # given: 9 entries stored, then the counts lost (as before an upgrade)
+    with _client(settings, redis_client) as client:
+        for size in (4, 5):
+            body = _body(statements=_entries(size))
+            assert client.post(BASE, json=body, headers=admin_headers).is_success
+    counters = redis_client.keys("relay:subs:entries*")
+    assert counters, "the store keeps its counts under relay:subs:entries*"
+    redis_client.delete(*counters)
+    # when
+    with _client(settings, redis_client, max_total_policy_entries=11) as client:
+        old = subscriptions.list_subscriptions(redis_client)[0].id
+        add = {"op": "add", "path": "/statements/0/resources/-", "value": "proj/x"}
+        grown = client.patch(f"{BASE}/{old}", json=[add] * 3, headers=admin_headers)
+        refused = client.post(BASE, json=_body(statements=_entries(3)), headers=admin_headers)
+        fits = client.post(BASE, json=_body(statements=_entries(2)), headers=admin_headers)
+    # then
+    assert "RELAY_MAX_TOTAL_POLICY_ENTRIES" in _problems(grown)["statements"]
+    assert "RELAY_MAX_TOTAL_POLICY_ENTRIES" in _problems(refused)["statements"]
+    assert fits.status_code == 201, fits.text
+    assert redis_client.get("relay:subs:entries:total") == "11"
+
+
 def test_the_size_error_does_not_measure_hidden_values(
     settings: Settings, redis_client: Redis, admin_headers: dict[str, str]
 ) -> None:
