@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from relay.api.subscription_models import (
     Access,
@@ -13,10 +14,10 @@ from relay.api.subscription_models import (
     Link,
     Statement,
 )
-from relay.api.subscription_redaction import redactor_for
+from relay.api.subscription_redaction import Redactor, redactor_for
 from relay.store.subscriptions import SubscriptionRecord
 from relay.store.tokens import Capability, TokenInfo
-from relay.webhook_config import masked_config
+from relay.webhook_config import MASK, masked_config
 
 # LaunchDarkly's action names for an integration; the relay's `write` capability grants them all
 ACTIONS = (
@@ -45,10 +46,19 @@ def integration_of(
     caller: TokenInfo,
     reveal_secret: bool = False,
 ) -> Integration:
-    """The representation of one subscription for `caller` (secret masked unless revealed)."""
+    """The representation of one subscription for `caller` (secret masked unless revealed).
+
+    Readers see less than writers (docs/subscriptions.md, "What each role sees"): the URL's
+    origin only, since a webhook URL's path is often its credential (Slack, Discord, Teams),
+    and no receiver text in `_status.errors`, since it may echo a credential in a form the
+    redaction does not know. Writers, who set the credentials, get both with them masked.
+    """
+    trusted = caller.can(Capability.WRITE)
     config = masked_config(record.config)
     if reveal_secret:
         config["secret"] = record.secret
+    if not trusted and isinstance(config.get("url"), str):
+        config["url"] = origin_url(config["url"])
     return Integration(
         links={
             "self": Link(href=item_href(record.integration_key, record.id)),
@@ -61,21 +71,47 @@ def integration_of(
         statements=[Statement.model_validate(s) for s in record.statements],
         on=record.on,
         tags=record.tags,
-        status=IntegrationSubscriptionStatusRep.model_validate(_redacted(status, record)),
+        status=IntegrationSubscriptionStatusRep.model_validate(
+            _shown_status(status, record, with_text=trusted)
+        ),
         access=access_for(caller, resource=f"integration/{record.integration_key}:{record.id}"),
     )
 
 
-def _redacted(status: dict[str, Any], record: SubscriptionRecord) -> dict[str, Any]:
-    """`status` with stored credentials masked in what receivers answered."""
+def origin_url(url: str) -> str:
+    """`https://hooks.slack.com/services/T0/B0/x?a=1` -> `https://hooks.slack.com/********`:
+    the origin, and one mask for whatever follows it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    if parts.path in ("", "/") and not parts.query and not parts.fragment:
+        return origin + parts.path
+    return f"{origin}/{MASK}"
+
+
+def _shown_status(
+    status: dict[str, Any], record: SubscriptionRecord, *, with_text: bool
+) -> dict[str, Any]:
+    """`status` with receiver text masked (`with_text`) or left out (readers)."""
+    errors: list[dict[str, Any]] = status.get("errors", [])
+    reason = status.get("disabledReason")
+    if not with_text:
+        errors = [{k: v for k, v in error.items() if k != "responseBody"} for error in errors]
+    if not (errors and with_text) and not isinstance(reason, str):
+        return {**status, "errors": errors}
     redact = redactor_for(record)
-    errors = [
-        {**error, "responseBody": redact(error["responseBody"])}
-        if isinstance(error.get("responseBody"), str)
-        else error
-        for error in status.get("errors", [])
-    ]
+    if with_text:
+        errors = [_redacted_error(error, redact) for error in errors]
+    if isinstance(reason, str):  # the relay's own words, but it may quote what it refused
+        status = {**status, "disabledReason": redact(reason)}
     return {**status, "errors": errors}
+
+
+def _redacted_error(error: dict[str, Any], redact: Redactor) -> dict[str, Any]:
+    body = error.get("responseBody")
+    return {**error, "responseBody": redact(body)} if isinstance(body, str) else error
 
 
 def editable_document(record: SubscriptionRecord) -> dict[str, Any]:

@@ -173,6 +173,15 @@ def queue_circuit_closed(pipe: Pipeline, *, sub_id: str) -> None:
     pipe.zrem(keys.CIRCUITS, sub_id)
 
 
+def queue_errors_cleared(pipe: Pipeline, *, sub_id: str) -> None:
+    """Queue, in the caller's transaction, forgetting the last errors (the counters stay).
+
+    Done when the config changes: the errors answered the old destination and headers, and
+    their text may echo a value that is no longer stored, so nothing could mask it.
+    """
+    pipe.delete(keys.subscription_errors(sub_id))
+
+
 def status_keys(sub_id: str) -> tuple[str, str]:
     """The keys holding a subscription's status, deleted along with it."""
     return keys.subscription_status(sub_id), keys.subscription_errors(sub_id)

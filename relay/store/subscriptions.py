@@ -404,6 +404,8 @@ def _queue_write(
         subscription_status.queue_turned_on(pipe, sub_id=updated.id)
     if updated.config.get("url") != current.config.get("url"):
         subscription_status.queue_circuit_closed(pipe, sub_id=updated.id)
+    if updated.config != current.config:  # their text may quote a value no longer stored
+        subscription_status.queue_errors_cleared(pipe, sub_id=updated.id)
     pipe.incr(keys.SUBS_VERSION)
 
 
