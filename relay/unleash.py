@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -208,14 +209,15 @@ def validate_event(raw: object) -> dict[str, Any]:
     return dict(_DECODED_EVENT.validate_python(raw))
 
 
-# Which bytes could spell a number no 64-bit float holds (above 1.8e308): an exponent
-# of three digits or more, or a run of 200 digits (an exponent below 100 on fewer than
+# Which bytes could spell a number no 64-bit float holds (above 1.8e308, integers too): an
+# exponent of three digits or more, or a run of 200 digits (an exponent below 100 on fewer than
 # 200 digits before the point stays under 1e299). Every body is tested, so the test is
 # a translate and two substring searches in C (signs dropped: `e+400` reads `e400`),
 # about 1 us per 400 bytes; only a hit makes the events be walked.
 _NUMBER_SHAPE: Final = bytes.maketrans(b"123456789E", b"000000000e")
 _DIGIT_RUN: Final = b"0" * 200
 _OUT_OF_RANGE: Final = "number out of range: JSON numbers must fit a 64-bit float"
+_FLOAT_MAX: Final = sys.float_info.max
 
 
 def _may_overflow(body: bytes) -> bool:
@@ -241,12 +243,17 @@ _Trail = tuple[Any, int | str] | None  # (parent's trail, key): a path, built on
 
 
 def _numbers_out_of_range(value: Any) -> Iterator[tuple[int | str, ...]]:
-    """Where in a decoded JSON value a float is infinite or NaN, in document order."""
+    """Where in a decoded JSON value a float is infinite or NaN, or an integer is beyond
+    a double's range (parsers keep it exact; a consumer reading JSON numbers as doubles
+    would not), in document order."""
     stack: list[tuple[Any, _Trail]] = [(value, None)]
     while stack:  # not recursive: the value may be nested as deep as its parser allowed
         item, trail = stack.pop()
         if isinstance(item, float):
             if not math.isfinite(item):
+                yield _path(trail)
+        elif isinstance(item, int):
+            if abs(item) > _FLOAT_MAX:  # exact: Python compares an int and a float exactly
                 yield _path(trail)
         elif isinstance(item, dict):
             stack.extend((v, (trail, k)) for k, v in reversed(item.items()))
