@@ -14,8 +14,9 @@ from launchdarkly_api.models.patch_operation import PatchOperation
 from launchdarkly_api.models.statement_post import StatementPost
 from launchdarkly_api.models.subscription_post import SubscriptionPost
 
-from relay.store import subscription_status
+from relay.store import subscription_status, tokens
 from relay.store.client import Redis
+from relay.store.tokens import Role
 
 
 @pytest.fixture
@@ -99,6 +100,30 @@ def test_status_errors_parse(ld: IntegrationAuditLogSubscriptionsApi, redis_clie
     assert status.last_error == 1_700_000_000_000 and status.last_success == 1_700_000_001_000
     assert status.errors is not None
     assert status.errors[0].status_code == 503 and status.errors[0].response_body == "x"
+
+
+def test_a_readers_status_errors_parse_without_text(
+    ld: IntegrationAuditLogSubscriptionsApi, live_api: str, redis_client: Redis
+) -> None:
+    """A reader's `_status.errors[]` (no responseBody) and origin-only URL parse in the client."""
+    # given
+    created = ld.create_subscription("webhook", _post())
+    subscription_status.record_failure(
+        redis_client, sub_id=created.id, at_ms=1_700_000_000_000, status_code=503, response_body="x"
+    )
+    _, secret = tokens.create_token(redis_client, name="reader", role=Role.READER)
+    configuration = Configuration(host=live_api, api_key={"ApiKey": secret})
+    # when
+    with ApiClient(configuration) as api_client:
+        shown = IntegrationAuditLogSubscriptionsApi(api_client).get_subscription_by_id(
+            "webhook", created.id
+        )
+    # then
+    assert shown.status is not None and shown.status.errors is not None
+    assert (
+        shown.status.errors[0].status_code == 503 and shown.status.errors[0].response_body is None
+    )
+    assert shown.config is not None and shown.config["url"] == "https://hooks.example.com/********"
 
 
 def test_update_with_patch_operations(ld: IntegrationAuditLogSubscriptionsApi) -> None:
