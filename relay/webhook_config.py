@@ -6,9 +6,11 @@ A config has four fields: `url` (http or https), `secret` (Standard Webhooks for
 
 Every header value is a credential, as are the secret and the values of the URL's query:
 each is shown as `MASK` in every answer, to every role. Writing `MASK` back keeps the value
-stored under that same name, so a client can GET, edit and PUT back a whole config; but a
-stored value never follows the URL to another origin (scheme, host, port): moving it means
-giving the headers and query values again in the same request.
+stored under that same name, so a client can GET, edit and PUT back a whole config. Stored
+header and query values never follow the URL to another origin (scheme, host, port):
+moving it means giving them again in the same request. The signing secret does follow a
+new URL (it is never sent, only the signatures it makes); a masked query value also needs
+its name at the same position as stored.
 """
 
 from __future__ import annotations
@@ -162,8 +164,8 @@ def _url(value: Any, stored_url: str | None, problems: list[FieldProblem]) -> st
         if unmasked is not None:
             return unmasked
         reason = (
-            f"a query value is {MASK}: stored query values stay with the URL they were given "
-            "for; give them in full"
+            f"a query value is {MASK}: a stored query value is kept only at the same origin "
+            "(scheme, host, port) and under the same name at the same position; give it in full"
         )
     problems.append(FieldProblem("config.url", reason))
     return ""
