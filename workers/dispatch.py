@@ -104,7 +104,8 @@ async def deliver_batch(
     )
     if not claimed:
         return []
-    records = cache.get(client).records
+    # the snapshot's records, even while a rebuild is under way: a send never waits for one
+    records = cache.records(client, sub_ids={d.sub_id for d in claimed})
     stored = _load_events(client, claimed)
     bodies: dict[tuple[int, str], bytes] = {}  # an event renders once per format and batch
     prepared = [_prepare(d, records.get(d.sub_id), stored, bodies, clock()) for d in claimed]
