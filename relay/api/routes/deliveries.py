@@ -137,7 +137,7 @@ def retry_delivery(
     if deliveries.revive(client, delivery_id=deliveryId, now_ms=now, due_at_ms=due_at) is None:
         raise NotFoundError(f"no delivery {deliveryId} for subscription {id}")
     enqueue.deliver(settings, [deliveryId])
-    return _current(client, deliveryId)
+    return _current(client, deliveryId, record)
 
 
 @router.post(
@@ -181,7 +181,7 @@ def get_delivery(
     delivery = deliveries.get_delivery(client, delivery_id=deliveryId)
     if delivery is None or delivery.sub_id != record.id:
         raise NotFoundError(f"no delivery {deliveryId} for subscription {id}")
-    return _current(client, deliveryId)
+    return _current(client, deliveryId, record)
 
 
 @router.post(
@@ -206,7 +206,7 @@ async def test_subscription(
     # the worker sends; the API holds no thread meanwhile (80 test calls waiting in
     # threads once took the whole pool, /healthz waited 29 s): Redis and the broker in short
     # pool calls, the wait on the event loop, and only TEST_WAITERS waits at once
-    delivery_id = await run_in_threadpool(_start_test, client, integrationKey, id, settings)
+    record, delivery_id = await run_in_threadpool(_start_test, client, integrationKey, id, settings)
     state = request.app.state
     waiting = getattr(state, "test_waiters", 0)
     if waiting < TEST_WAITERS:
@@ -215,7 +215,9 @@ async def test_subscription(
             await _wait_for_attempt(client, delivery_id, settings)
         finally:
             state.test_waiters -= 1
-    current = await run_in_threadpool(_current, client, delivery_id)
+    # masked with the credentials the test was sent with, even if the subscription is
+    # changed or deleted meanwhile
+    current = await run_in_threadpool(_current, client, delivery_id, record)
     if current.state is DeliveryState.PENDING:
         response.status_code = 202
         response.headers["Location"] = (
@@ -224,13 +226,15 @@ async def test_subscription(
     return current
 
 
-def _start_test(client: Redis, integration_key: str, sub_id: str, settings: Settings) -> str:
+def _start_test(
+    client: Redis, integration_key: str, sub_id: str, settings: Settings
+) -> tuple[SubscriptionRecord, str]:
     record = _subscription(client, integration_key, sub_id)
     delivery_id = replays.create_test_delivery(
         client, record=record, settings=settings, now_ms=_now_ms()
     )
     enqueue.deliver(settings, [delivery_id])
-    return delivery_id
+    return record, delivery_id
 
 
 async def _wait_for_attempt(client: Redis, delivery_id: str, settings: Settings) -> None:
@@ -272,14 +276,13 @@ def _moment(value: int | str, attribute: str) -> int:
         ) from None
 
 
-def _current(client: Redis, delivery_id: str) -> DeliveryRep:
+def _current(client: Redis, delivery_id: str, record: SubscriptionRecord) -> DeliveryRep:
+    """A delivery of `record` as it is now, masked with `record`'s credentials."""
     delivery = deliveries.get_delivery(client, delivery_id=delivery_id)
     if delivery is None:
         raise NotFoundError(f"no delivery {delivery_id}")
-    record = get_subscription(client, sub_id=delivery.sub_id)
-    # a subscription deleted meanwhile took its credentials along: nothing left to mask
-    redact = redactor_for(record) if record is not None else Redactor(())
-    return _rep(delivery, deliveries.get_attempts(client, delivery_id=delivery_id), redact)
+    attempts = deliveries.get_attempts(client, delivery_id=delivery_id)
+    return _rep(delivery, attempts, redactor_for(record))
 
 
 def _rep(delivery: Delivery, attempts: list[Attempt], redact: Redactor) -> DeliveryRep:

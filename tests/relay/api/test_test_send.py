@@ -130,3 +130,47 @@ def test_a_test_send_to_a_hanging_receiver_answers_with_the_timed_out_attempt(
     [attempt] = body["attempts"]
     assert "statusCode" not in attempt  # no answer
     assert "time" in json.dumps(attempt).lower(), attempt
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_test_sends_answer_is_masked_even_if_the_subscription_is_deleted_meanwhile(
+    live_api: str,
+    settings: Settings,
+    admin_headers: dict[str, str],
+    receivers: Callable[[], Any],
+    start_worker: Any,
+) -> None:
+    """The receiver echoes the stored credential; the subscription is deleted while the
+    test call waits: the answer masks the credential all the same."""
+    # given
+    token = "Bearer supersecret-token-1234"
+    receiver = receivers()
+    receiver.always(200, body=f"you sent {token}".encode(), delay=0.5)
+    start_worker(settings, beat=False)
+    created = httpx.post(
+        f"{live_api}{SUBS}",
+        headers=admin_headers,
+        json={
+            "name": "echoes",
+            "config": {"url": receiver.url, "headers": {"Authorization": token}},
+            "on": True,
+        },
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    sub_id = created.json()["_id"]
+    # when
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(
+            httpx.post, f"{live_api}{SUBS}/{sub_id}/test", headers=admin_headers, timeout=30
+        )
+        receiver.wait_for(1)
+        deleted = httpx.delete(f"{live_api}{SUBS}/{sub_id}", headers=admin_headers, timeout=10)
+        answer = sending.result()
+    # then
+    assert deleted.status_code == 204
+    assert answer.status_code == 200, answer.text
+    assert "supersecret" not in answer.text
+    [attempt] = answer.json()["attempts"]
+    assert attempt.get("statusCode") == 200, answer.text
