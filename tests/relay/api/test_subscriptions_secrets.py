@@ -91,6 +91,19 @@ def test_no_role_sees_a_header_value_secret_or_url_credential(
     assert _leaks(repr(created)) == []
 
 
+def _claimed_delivery(client: Redis, sub_id: str, now: int) -> str:
+    """A delivery of event 1 to `sub_id`, claimed as a worker would before its attempt."""
+    delivery_id = deliveries.event_delivery_id(event_id=1, sub_id=sub_id)
+    deliveries.create_deliveries(
+        client,
+        deliveries=[NewDelivery(delivery_id, DeliveryKind.EVENT, sub_id, 1)],
+        now_ms=now,
+        due_at_ms=now,
+    )
+    deliveries.claim(client, ids=[delivery_id], now_ms=now, lease_ms=60_000)
+    return delivery_id
+
+
 def test_test_operation_cannot_probe_a_header_value(
     app_client: TestClient, admin_headers: dict[str, str]
 ) -> None:
@@ -290,14 +303,7 @@ def test_delivery_attempts_never_show_credentials(
     # given
     created = _create(app_client, admin_headers)
     sub_id, now = created["_id"], int(time.time() * 1000)
-    delivery_id = deliveries.event_delivery_id(event_id=1, sub_id=sub_id)
-    deliveries.create_deliveries(
-        redis_client,
-        deliveries=[NewDelivery(delivery_id, DeliveryKind.EVENT, sub_id, 1)],
-        now_ms=now,
-        due_at_ms=now,
-    )
-    deliveries.claim(redis_client, ids=[delivery_id], now_ms=now, lease_ms=60_000)
+    delivery_id = _claimed_delivery(redis_client, sub_id, now)
     error = f"protocol error: invalid request: illegal header 'authorization': {BEARER!r}"
     attempt = Attempt(
         at=now, status_code=401, duration_ms=3, error=error, response_body=ECHO, outcome="dead"
@@ -464,14 +470,7 @@ def test_a_cut_off_echo_in_an_attempt_body_is_masked(
     # given
     created = _create(app_client, admin_headers)
     sub_id, now = created["_id"], int(time.time() * 1000)
-    delivery_id = deliveries.event_delivery_id(event_id=1, sub_id=sub_id)
-    deliveries.create_deliveries(
-        redis_client,
-        deliveries=[NewDelivery(delivery_id, DeliveryKind.EVENT, sub_id, 1)],
-        now_ms=now,
-        due_at_ms=now,
-    )
-    deliveries.claim(redis_client, ids=[delivery_id], now_ms=now, lease_ms=60_000)
+    delivery_id = _claimed_delivery(redis_client, sub_id, now)
     body = _cut_echo(1024, 9)[:1024]  # the sender keeps the first KiB (workers/lean_http.py)
     attempt = Attempt(
         at=now, status_code=401, duration_ms=3, error=None, response_body=body, outcome="dead"
