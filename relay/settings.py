@@ -13,8 +13,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-# an API token as a header carries it: printable ASCII, no spaces (relay/api/deps.py)
-_TOKEN = re.compile(r"[\x21-\x7e]{1,1024}")
+MAX_TOKEN_CHARS = 1024  # the longest API token accepted, RELAY_ADMIN_TOKEN included
+# what a token may contain: printable ASCII without spaces. Anything else (latin-1 bytes a
+# header decodes to, UTF-8) cannot be a token and is refused before it is compared or hashed
+_TOKEN = re.compile(rf"[\x21-\x7e]{{1,{MAX_TOKEN_CHARS}}}")
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -170,9 +172,14 @@ class Settings(BaseSettings):
         return self.redis_url
 
 
+def is_well_formed_token(token: str) -> bool:
+    """Whether `token` could be an API token at all (the API's check and the setting's)."""
+    return _TOKEN.fullmatch(token) is not None
+
+
 def admin_token_problem(token: str) -> str | None:
     """What is wrong with `token` as the bootstrap admin token, or None."""
-    if _TOKEN.fullmatch(token):
+    if is_well_formed_token(token):
         return None
     return (
         "must be 1 to 1024 printable ASCII characters without spaces "

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hmac
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
@@ -14,7 +13,7 @@ from fastapi.security import APIKeyHeader
 from relay.api.auth_failures import auth_failures_of, client_address
 from relay.api.token_cache import token_cache_of
 from relay.errors import ForbiddenError, RateLimitedError, UnauthorizedError
-from relay.settings import Settings
+from relay.settings import Settings, is_well_formed_token
 from relay.store import ratelimit, tokens
 from relay.store.client import Redis
 from relay.store.tokens import CAPABILITIES, Capability, Role, TokenInfo
@@ -39,10 +38,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Redis, Depends(get_redis)]
 
 
-MAX_TOKEN_CHARS: Final = 1024  # the longest token accepted (RELAY_ADMIN_TOKEN's bound too)
-# what a token may contain: printable ASCII without spaces. Anything else (latin-1 bytes a
-# header decodes to, UTF-8) cannot be a token and is refused before it is compared or hashed
-_WELL_FORMED: Final = re.compile(rf"[\x21-\x7e]{{1,{MAX_TOKEN_CHARS}}}")
 _MISSING = "missing Authorization header (a relay API token)"
 _MALFORMED = "malformed access token (printable ASCII without spaces, at most 1024 characters)"
 # set in the request's state by a token check made before the route (TokenFirstMiddleware)
@@ -109,7 +104,7 @@ def _authenticated(
 
 
 def _token_info(client: Redis, settings: Settings, secret: str, *, bootstrap: bool) -> TokenInfo:
-    if not _WELL_FORMED.fullmatch(secret):
+    if not is_well_formed_token(secret):
         raise UnauthorizedError(_MALFORMED)
     if bootstrap and _is_bootstrap(secret, settings):
         return TokenInfo(id=tokens.BOOTSTRAP_ID, name="bootstrap", role=Role.ADMIN, created_at=0)
@@ -221,7 +216,7 @@ def ingest_caller(request: Request, header: str | None) -> IngestCaller:
     bootstrap = not failures.blocked(address) and _is_bootstrap(secret, settings)
     if bootstrap or settings.rate_limit_per_second > 0:
         return IngestCaller(secret, _ingest_token_now(request, header), "")
-    if not _WELL_FORMED.fullmatch(secret):
+    if not is_well_formed_token(secret):
         failures.failed(state.redis, address)
         raise UnauthorizedError(_MALFORMED)
     hash_key = tokens.hash_key(secret)
