@@ -10,6 +10,8 @@ Lua.
 
 from __future__ import annotations
 
+from relay.store.subscription_status import CIRCUIT_FIELDS
+
 # KEYS: due, then (delivery, subscription deliveries) per item
 # ARGV: now, due_at, cap, then (id, kind, sub, event) per item
 # -> ids created now or still pending (to enqueue)
@@ -134,10 +136,8 @@ local function promote(sub, inflight, waiting, now, lease_until, cap, due, out)
 end
 """
 
-_CIRCUIT_FIELDS = (
-    "'circuit', 'circuitOpenedAt', 'circuitRetryAt', 'circuitCooldown', 'circuitProbe', "
-    "'circuitProbeUntil'"
-)
+# the status hash's circuit fields as Lua arguments: the list is kept in one place
+_CIRCUIT_FIELDS = ", ".join(f"'{name}'" for name in CIRCUIT_FIELDS)
 
 # KEYS: due, claims, dead, circuits, waiting index, then (inflight, waiting, status,
 #       subscription) per subscription, then (delivery, attempts) per item
