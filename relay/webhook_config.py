@@ -98,12 +98,10 @@ def masked_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def masked_url(url: str) -> str:
     """`https://h/x?team=ops&code=s3cr3t` -> `https://h/x?team=********&code=********`."""
-    main, hash_sign, fragment = url.partition("#")
-    base, question, query = main.partition("?")
-    if not question:
+    base, parts, fragment = _split_query(url)
+    if parts is None:
         return url
-    parts = [_masked_part(part) for part in query.split("&")]
-    return f"{base}?{'&'.join(parts)}{hash_sign}{fragment}"
+    return f"{base}?{'&'.join(_masked_part(part) for part in parts)}{fragment}"
 
 
 def credentials(config: Mapping[str, Any]) -> list[str]:
@@ -207,9 +205,8 @@ def _ascii_host_problem(parts: SplitResult) -> str:
 
 def _unmasked_url(url: str, stored_url: str | None) -> str | None:
     """`url` with masked query values taken from `stored_url`; None when that is not allowed."""
-    main, hash_sign, fragment = url.partition("#")
-    base, question, query = main.partition("?")
-    parts = query.split("&") if question else []
+    base, query, fragment = _split_query(url)
+    parts = query or []
     if not any(_is_masked(part) for part in parts):
         return url
     if stored_url is None or origin(url) != origin(stored_url):
@@ -222,12 +219,18 @@ def _unmasked_url(url: str, stored_url: str | None) -> str | None:
                 return None
             part = stored_parts[index]
         resolved.append(part)
-    return f"{base}?{'&'.join(resolved)}{hash_sign}{fragment}"
+    return f"{base}?{'&'.join(resolved)}{fragment}"
+
+
+def _split_query(url: str) -> tuple[str, list[str] | None, str]:
+    """`url` as what precedes its query, the query's parts (None: no query), `#fragment`."""
+    main, hash_sign, fragment = url.partition("#")
+    base, question, query = main.partition("?")
+    return base, query.split("&") if question else None, hash_sign + fragment
 
 
 def _query_parts(url: str) -> list[str]:
-    _, question, query = url.partition("#")[0].partition("?")
-    return query.split("&") if question else []
+    return _split_query(url)[1] or []
 
 
 def _part_name(part: str) -> str | None:
