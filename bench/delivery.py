@@ -40,7 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from relay.embedded import free_port, start_redis  # noqa: E402
+from relay.cli.embedded_redis import free_port, start_redis  # noqa: E402
 from relay.settings import Settings  # noqa: E402
 from workers.celery_app import worker_args  # noqa: E402
 

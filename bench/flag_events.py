@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/flag_events.py [--events 1000000] [--repeat 40]
 
-Starts an embedded Redis (relay.embedded.start_redis, AOF on) in a temp dir and records
+Starts an embedded Redis (relay.cli.embedded_redis.start_redis, AOF on) in a temp dir and records
 the events through the ingest engineer's own `relay.store.events.record_events` in
 batches of 2,000 (one Lua transaction each: the event, every index, the outbox), so the
 key layout is exactly the production one. 20 projects x 5 environments, 200 flags per
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from relay.api.app import create_app  # noqa: E402
-from relay.embedded import start_redis  # noqa: E402
+from relay.cli.embedded_redis import start_redis  # noqa: E402
 from relay.settings import Settings  # noqa: E402
 from relay.store import keys  # noqa: E402
 from relay.store.evaluations import ToggleCounts, record_evaluations  # noqa: E402

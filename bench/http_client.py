@@ -1,4 +1,4 @@
-"""Client CPU per async webhook POST: httpx.AsyncClient vs workers.lean_http.LeanClient.
+"""Client CPU per async webhook POST: httpx.AsyncClient vs workers.http_client.LeanClient.
 
 httpx is measured twice: one client whose pool holds every connection, and the way the
 worker's LoopSender used it before LeanClient (pools of 4 connections, each send to the
@@ -28,10 +28,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from relay.embedded import free_port  # noqa: E402
+from relay.cli.embedded_redis import free_port  # noqa: E402
 from relay.settings import Settings  # noqa: E402
 from workers.http import SendResult, build_async_client, send_async  # noqa: E402
-from workers.lean_http import LeanClient  # noqa: E402
+from workers.http_client import LeanClient  # noqa: E402
 
 SETTINGS = Settings(allow_private_destinations=True, delivery_concurrency=100)
 BODY = json.dumps({"id": 1, "type": "feature-updated", "data": {"name": "x" * 400}}).encode()

@@ -5,7 +5,8 @@
 Starts an embedded Redis in a temp dir, the relay API (uvicorn, one process, a real
 ingest token, so every request is authenticated, recorded in Redis and queued for
 fan-out) and the baseline app (the same uvicorn settings) with two endpoints that do
-nothing but validate the body with the same pydantic model (relay.unleash.UnleashEvent):
+nothing but validate the body with the same pydantic model
+(relay.ingest.unleash_event.UnleashEvent):
 
 - `baseline`: the FastAPI way, the model declared as the endpoint's body parameter;
 - `baseline-raw`: the body read as bytes and validated in one pass, as the relay does
@@ -44,7 +45,7 @@ import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 from fastapi import Body, FastAPI, Request, Response  # noqa: E402
 
-from relay.unleash import UnleashEvent, parse_events  # noqa: E402
+from relay.ingest.unleash_event import UnleashEvent, parse_events  # noqa: E402
 
 FIXTURES = (
     ROOT
@@ -115,7 +116,7 @@ class Target:
 
 
 def start_server(kind: str, env: dict[str, str]) -> Server:
-    from relay.embedded import free_port
+    from relay.cli.embedded_redis import free_port
 
     port = free_port()
     command = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
@@ -233,7 +234,7 @@ def create_ingest_token(redis_url: str) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, list[Run]]:
-    from relay.embedded import start_redis
+    from relay.cli.embedded_redis import start_redis
 
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         redis_server = start_redis(Path(tmp) / "redis")

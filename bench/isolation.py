@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import delivery as bench  # bench/delivery.py: the stack and the load driver
 
-from relay.embedded import free_port
+from relay.cli.embedded_redis import free_port
 
 FAST = bench.SUBSCRIPTIONS
 TARGET_P99_MS = 250.0

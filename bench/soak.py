@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from policies import map_event, matches, parse_statements  # noqa: E402
-from relay.embedded import EmbeddedRedis, free_port, start_redis  # noqa: E402
+from relay.cli.embedded_redis import EmbeddedRedis, free_port, start_redis  # noqa: E402
 from relay.store.deliveries import event_delivery_id  # noqa: E402
 
 ADMIN = "soak-admin-token"

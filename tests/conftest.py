@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from relay.api.app import create_app
 from relay.api.server import server_config
-from relay.embedded import free_port, start_redis
+from relay.cli.embedded_redis import free_port, start_redis
 from relay.settings import Settings
 from relay.store.client import Redis
 

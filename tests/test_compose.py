@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from relay.cli import cmd_beat, cmd_serve, cmd_worker, parse_args
+from relay.cli.main import cmd_beat, cmd_serve, cmd_worker, parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 

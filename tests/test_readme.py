@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from relay.cli import build_parser
+from relay.cli.main import build_parser
 from relay.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,15 +15,15 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
+from relay import tasks
 from relay.errors import StoreError
 from relay.settings import Settings, get_settings
 from relay.store import heartbeats
 from relay.store.client import connect
-from workers import names
 
 log = logging.getLogger(__name__)
 
-TASK_MODULES = ["workers.tasks", "workers.pull"]
+TASK_MODULES = ["workers.tasks", "workers.pull.pull_sources"]
 HEARTBEAT_EVERY = 5.0
 
 
@@ -50,15 +50,15 @@ def create_celery(settings: Settings) -> Celery:
 
 def _beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
-        "pump": {"task": names.PUMP, "schedule": 1.0},
-        "sweep": {"task": names.SWEEP, "schedule": 10.0},
-        "pull-sources": {"task": names.PULL_SOURCES, "schedule": settings.poll_interval},
-        "retention": {"task": names.RETENTION, "schedule": 3600.0},
+        "pump": {"task": tasks.PUMP, "schedule": 1.0},
+        "sweep": {"task": tasks.SWEEP, "schedule": 10.0},
+        "pull-sources": {"task": tasks.PULL_SOURCES, "schedule": settings.poll_interval},
+        "retention": {"task": tasks.RETENTION, "schedule": 3600.0},
     }
 
 
 # The delivery worker: a pool of threads, each running a task; a deliver task hands its
-# batch to the process's one asyncio loop (workers/sender.py), which keeps up to
+# batch to the process's one asyncio loop (workers/delivery/sender.py), which keeps up to
 # `delivery_concurrency` POSTs in flight, and waits. Threads only wait on batches, so
 # there are enough of them for small batches (an event with a few subscriptions) to fill
 # the sends in flight. Gossip and mingle only slow start-up (no results, no remote control).

@@ -9,7 +9,7 @@ WorkerError                      root (a relay.errors.RelayError)
         └── UnknownFormatError       the subscription asks for a payload format we cannot render
 
 Delivery itself never raises for network problems: `workers.http.send` returns a
-`SendResult` and `workers.outcomes.classify` decides. These exceptions are for code
+`SendResult` and `workers.delivery.retry.classify` decides. These exceptions are for code
 that has to stop a task (a payload that cannot be rendered) or wants to carry an
 outcome through a raise.
 """

@@ -6,7 +6,7 @@ would hold a worker forever), at most `delivery_max_response_bytes` of response 
 no redirects, and the destination guard applied when each connection is opened, to the
 very addresses connected to (so a DNS answer changed since the subscription was
 checked cannot point a delivery at an internal address). Network problems never
-raise: they come back as a `SendResult` for `workers.outcomes.classify`.
+raise: they come back as a `SendResult` for `workers.delivery.retry.classify`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ finishes it. Durable state is in Redis, so a task lost with its worker costs a d
 at most one lease (the pump finds its deliveries due again), never a delivery. A deliver
 task (and a fan-out's own first attempts) ends once its sends hold a slot on the sender's
 loop, not when they end: a receiver that hangs holds a slot of its subscription, never a
-pool thread (workers/sender.py).
+pool thread (workers/delivery/sender.py).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any
 
 from celery.signals import worker_process_shutdown, worker_shutdown
 
+from relay import tasks
 from relay.settings import Settings
 from relay.store.client import Redis, connect
-from workers import dispatch, fanout, names
-from workers import pump as pumping
 from workers.celery_app import app, settings_of
-from workers.enqueue import DELIVER_BATCH
-from workers.sender import Batch, LoopSender, SendAll, close_shared_sender, shared_sender
-from workers.snapshot import SubscriptionCache
+from workers.delivery import batch, fanout
+from workers.delivery import pump as pumping
+from workers.delivery.sender import Batch, LoopSender, SendAll, close_shared_sender, shared_sender
+from workers.delivery.subscription_cache import SubscriptionCache
 
 _cache_lock = threading.Lock()
 _caches: dict[frozenset[str], SubscriptionCache] = {}
@@ -47,12 +47,12 @@ def _cache(settings: Settings) -> SubscriptionCache:
 
 
 def enqueue_deliveries(ids: Sequence[str]) -> None:
-    """Send deliver tasks for `ids`, `DELIVER_BATCH` ids per task."""
-    for start in range(0, len(ids), DELIVER_BATCH):
-        app.send_task(names.DELIVER, args=[list(ids[start : start + DELIVER_BATCH])])
+    """Send deliver tasks for `ids`, `tasks.DELIVER_BATCH` ids per task."""
+    for start in range(0, len(ids), tasks.DELIVER_BATCH):
+        app.send_task(tasks.DELIVER, args=[list(ids[start : start + tasks.DELIVER_BATCH])])
 
 
-@app.task(name=names.FANOUT)  # type: ignore[untyped-decorator]
+@app.task(name=tasks.FANOUT)  # type: ignore[untyped-decorator]
 def fanout_task(event_ids: list[int]) -> int:
     """Create the deliveries of recorded events and attempt them (or enqueue); how many."""
     settings = _settings()
@@ -62,14 +62,14 @@ def fanout_task(event_ids: list[int]) -> int:
         event_ids=[int(i) for i in event_ids],
         cache=_cache(settings),
         settings=settings,
-        now_ms=dispatch.now_ms(),
+        now_ms=batch.now_ms(),
         deliver=lambda ids: _deliver(settings, client, ids),
         enqueue=enqueue_deliveries,
     )
     return len(result.delivery_ids)
 
 
-@app.task(name=names.DELIVER)  # type: ignore[untyped-decorator]
+@app.task(name=tasks.DELIVER)  # type: ignore[untyped-decorator]
 def deliver_task(delivery_ids: list[str]) -> int:
     """Attempt these deliveries (those due and unclaimed); returns once their sends started."""
     settings = _settings()
@@ -81,8 +81,8 @@ def _deliver(settings: Settings, client: Redis, ids: list[str]) -> int:
     sender = shared_sender(settings)
     sender.start(
         [
-            _batch(settings, client, sender, ids[s : s + DELIVER_BATCH])
-            for s in range(0, len(ids), DELIVER_BATCH)
+            _batch(settings, client, sender, ids[s : s + tasks.DELIVER_BATCH])
+            for s in range(0, len(ids), tasks.DELIVER_BATCH)
         ]
     )
     return len(ids)
@@ -92,18 +92,20 @@ def _batch(settings: Settings, client: Redis, sender: LoopSender, ids: list[str]
     def handoff(promoted: list[str]) -> None:
         # slots this batch freed, handed to waiting deliveries of the same subscriptions:
         # attempted here and now, not at the pump's next beat
-        for start in range(0, len(promoted), DELIVER_BATCH):
-            sender.spawn(_batch(settings, client, sender, promoted[start : start + DELIVER_BATCH]))
+        for start in range(0, len(promoted), tasks.DELIVER_BATCH):
+            sender.spawn(
+                _batch(settings, client, sender, promoted[start : start + tasks.DELIVER_BATCH])
+            )
 
-    def batch(send: SendAll) -> Coroutine[Any, Any, object]:
-        return dispatch.deliver_batch(
+    def attempts(send: SendAll) -> Coroutine[Any, Any, object]:
+        return batch.deliver_batch(
             client, ids=ids, settings=settings, cache=_cache(settings), send=send, handoff=handoff
         )
 
-    return batch
+    return attempts
 
 
-@app.task(name=names.PUMP)  # type: ignore[untyped-decorator]
+@app.task(name=tasks.PUMP)  # type: ignore[untyped-decorator]
 def pump_task() -> int:
     """Enqueue the deliveries that are due, and the waiting ones that may go now."""
     settings = _settings()
@@ -112,7 +114,7 @@ def pump_task() -> int:
     )
 
 
-@app.task(name=names.SWEEP)  # type: ignore[untyped-decorator]
+@app.task(name=tasks.SWEEP)  # type: ignore[untyped-decorator]
 def sweep_task() -> dict[str, int]:
     """Heal lost fan-outs, forget ended leases, trim dead letters."""
     settings = _settings()

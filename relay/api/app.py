@@ -10,9 +10,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from relay import __version__
-from relay.api import ingest, ingest_writer
 from relay.api.errors import register_error_handlers
-from relay.api.ingest import IngestFastPath
 from relay.api.middleware import (
     BodyLimitMiddleware,
     RateLimitHeadersMiddleware,
@@ -25,10 +23,13 @@ from relay.api.routes import (
     events,
     flag_events,
     health,
+    ingest,
     metrics,
     subscriptions,
     tokens,
 )
+from relay.api.routes.ingest import IngestFastPath
+from relay.ingest import writer
 from relay.settings import Settings, get_settings
 from relay.store.client import Redis, connect
 
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
-    ingest_writer.close_writer(app.state)
+    writer.close_writer(app.state)
 
 
 def _route(app: FastAPI, method: str, path: str) -> APIRoute:

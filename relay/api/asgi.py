@@ -7,7 +7,7 @@ import sys
 from pydantic import ValidationError
 
 from relay.api.app import create_app
-from relay.logs import configure_logging
+from relay.observability.logs import configure_logging
 from relay.settings import get_settings, settings_problems
 
 try:

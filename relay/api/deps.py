@@ -187,7 +187,7 @@ class IngestCaller:
     """Who posts events: a token checked here already, or one the record script checks.
 
     `POST /api/events` leaves the authoritative token check to the script that records the
-    events (relay/api/ingest.py), saving a Redis round trip per request; before the body is
+    events (relay/api/routes/ingest.py), saving a Redis round trip per request; before the body is
     read, a token is only looked up when this process has not seen it lately (token_cache.py).
     The bootstrap admin token (not in Redis) and any token while the rate limit is on are
     checked here, as elsewhere.

@@ -137,7 +137,7 @@ class TokenFirstMiddleware:
     request with a body, for a route whose dependencies check a token, has that check made
     first (401/403/429 without reading a byte of the body); the dependencies then take its
     result. Requests without a body, and `POST /api/events` (whose route checks the token
-    itself before reading, relay/api/ingest.py), go on untouched.
+    itself before reading, relay/api/routes/ingest.py), go on untouched.
     """
 
     def __init__(self, app: ASGIApp) -> None:

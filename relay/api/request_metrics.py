@@ -9,7 +9,7 @@ from typing import Any
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relay import metrics
+from relay.observability import metrics
 
 UNMATCHED = "unmatched"
 

@@ -193,7 +193,7 @@ def claim(
 
 def subscription_in_id(delivery_id: str) -> str:
     """The subscription named in a delivery id, `msg_<event or test>_<subscription>[_...]`
-    (`event_delivery_id`, relay/replay.py); the claim checks it against the record."""
+    (`event_delivery_id`, relay/deliveries/replay.py); the claim checks it against the record."""
     parts = delivery_id.split("_", 3)
     return parts[2] if len(parts) >= 3 and parts[0] == "msg" else ""
 

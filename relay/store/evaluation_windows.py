@@ -11,7 +11,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from relay.impact import WINDOW_MINUTES, Variation
+from relay.flag_events.impact import WINDOW_MINUTES, Variation
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
 from relay.store.evaluations import MINUTE_MS, SEP

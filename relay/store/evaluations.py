@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from relay.impact import FALSE, TRUE, Variation
+from relay.flag_events.impact import FALSE, TRUE, Variation
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
 

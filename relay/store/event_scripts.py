@@ -4,7 +4,7 @@ RECORD checks each request's token, then dedupes, numbers, stores, indexes and p
 the outbox every event of the requests it allows, in one script: an acknowledged event is
 either fully recorded or not at all, and two requests racing with the same producer id
 cannot both record it. One call can carry several requests (the API's group commit,
-relay/api/ingest.py): each keeps its own outcome, and Redis pays a script call's fixed
+relay/api/routes/ingest.py): each keeps its own outcome, and Redis pays a script call's fixed
 cost once for all of them. It batches its writes (one MGET, MSET and ZADD per key for the
 whole call) because Redis spends most of a script's time dispatching commands.
 

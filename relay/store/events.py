@@ -21,9 +21,9 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
+from relay.ingest.unleash_event import now_rfc3339, rfc3339_ms
 from relay.store import event_scripts, keys
 from relay.store.client import Redis, translate_errors
-from relay.unleash import now_rfc3339, rfc3339_ms
 
 DAY_MS: Final = 86_400_000
 DEFAULT_RETENTION_MS: Final = 30 * DAY_MS
@@ -61,7 +61,7 @@ class EventPage:
 
 @dataclass(frozen=True)
 class RecordRequest:
-    """One request's valid events (see relay.unleash), as the record script reads them."""
+    """One request's valid events (relay.ingest.unleash_event), as the record script reads them."""
 
     args: list[str | bytes]  # six per event (relay/store/event_scripts.py)
     source: str  # '' = the id of the token behind `token_hash_key`
@@ -130,7 +130,7 @@ def record(
     source: str,
     dedupe_ttl_ms: int = DEFAULT_RETENTION_MS,
 ) -> Recorded:
-    """Record valid Unleash events (see relay.unleash) atomically, deduped by producer id."""
+    """Record valid Unleash events (relay.ingest.unleash_event) atomically, deduped by producer."""
     if not events:
         return Recorded(ids=[], new_ids=[], source=source)
     if not source:

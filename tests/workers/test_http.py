@@ -18,6 +18,7 @@ import pytest
 
 import relay
 from relay.settings import Settings
+from workers.delivery.retry import Outcome, classify
 from workers.http import (
     SendResult,
     build_async_client,
@@ -26,7 +27,6 @@ from workers.http import (
     send,
     send_async,
 )
-from workers.outcomes import Outcome, classify
 
 BODY = b'{"id":1,"type":"feature-created"}'
 FAST = Settings(allow_private_destinations=True, delivery_timeout=1.0, delivery_connect_timeout=0.5)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from relay.settings import Settings
 from relay.store import events
 from relay.store.client import Redis
-from workers.pull import apply_retention
+from workers.pull.pull_sources import apply_retention
 
 
 def _days_ago(days: float) -> str:

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 
 from relay.api.deps import IngestDep, SettingsDep, StoreDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
+from relay.ingest.unleash_event import MAX_CLOCK_SKEW
 from relay.store.evaluations import MAX_BUCKET_MINUTES, MINUTE_MS, ToggleCounts, record_evaluations
-from relay.unleash import MAX_CLOCK_SKEW
 
 router = APIRouter(tags=["client metrics"], responses=AUTH_ERRORS)
 

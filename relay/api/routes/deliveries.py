@@ -10,19 +10,19 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
-from relay import replay as replays
+from relay import tasks
 from relay.api.deps import SettingsDep, StoreDep, WriterDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
-from relay.api.subscription_redaction import Redactor, redactor_for
+from relay.deliveries import replay as replays
 from relay.errors import ConflictError, FieldProblem, InvalidRequestError, NotFoundError
+from relay.ingest.unleash_event import rfc3339_ms
 from relay.settings import Settings
 from relay.store import deliveries
 from relay.store.client import Redis
 from relay.store.deliveries import Attempt, Delivery, DeliveryState
 from relay.store.subscriptions import SubscriptionRecord, get_subscription
-from relay.unleash import rfc3339_ms
-from relay.webhook_config import INTEGRATION_KEY
-from workers import enqueue
+from relay.subscriptions.config import INTEGRATION_KEY
+from relay.subscriptions.redaction import Redactor, redactor_for
 
 router = APIRouter(prefix="/api/v2/integrations", tags=["deliveries"], responses=AUTH_ERRORS)
 
@@ -136,7 +136,7 @@ def retry_delivery(
     due_at = now + int(settings.delivery_lease * 1000)
     if deliveries.revive(client, delivery_id=deliveryId, now_ms=now, due_at_ms=due_at) is None:
         raise NotFoundError(f"no delivery {deliveryId} for subscription {id}")
-    enqueue.deliver(settings, [deliveryId])
+    tasks.deliver(settings, [deliveryId])
     return _current(client, deliveryId, record)
 
 
@@ -163,7 +163,7 @@ def replay_events(
     ids = replays.replay(
         client, record=record, start_ms=start, end_ms=end, settings=settings, now_ms=_now_ms()
     )
-    enqueue.deliver(settings, ids)
+    tasks.deliver(settings, ids)
     return Replay(count=len(ids), ids=ids)
 
 
@@ -233,7 +233,7 @@ def _start_test(
     delivery_id = replays.create_test_delivery(
         client, record=record, settings=settings, now_ms=_now_ms()
     )
-    enqueue.deliver(settings, [delivery_id])
+    tasks.deliver(settings, [delivery_id])
     return record, delivery_id
 
 

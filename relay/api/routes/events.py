@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from relay.api.deps import IngestCallerDep, ReaderDep, StoreDep
-from relay.api.ingest import record_posted
+from relay.api.routes.ingest import record_posted
 from relay.api.schemas import AUTH_ERRORS, error_responses
+from relay.ingest.unleash_event import UnleashEvent
 from relay.store import events as event_store
 from relay.store.events import EventPage
-from relay.unleash import UnleashEvent
 
 router = APIRouter(tags=["events"], responses=AUTH_ERRORS)
 
@@ -92,9 +92,10 @@ async def post_events(
     source: SourceQuery = None,
 ) -> Response:
     """Record one Unleash event or an array of up to 1000, once each."""
-    # relay.api.ingest.IngestFastPath answers these requests before FastAPI routes them;
+    # relay.api.routes.ingest.IngestFastPath answers these requests before FastAPI routes them;
     # this route documents the operation and serves any request the fast path passes on.
-    # The body is read here, not parsed by FastAPI: relay.unleash validates it in one pass.
+    # The body is read here, not parsed by FastAPI: relay.ingest.unleash_event validates it
+    # in one pass.
     body = await request.body()
     answer = await record_posted(request.app.state, caller, source=source, body=body)
     return Response(answer, 202, media_type="application/json")

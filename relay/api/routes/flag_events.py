@@ -10,12 +10,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 
 from relay.api.deps import ReaderDep, StoreDep
-from relay.api.flag_event_models import FlagEventCollectionRep, Link, flag_event_rep
 from relay.api.schemas import AUTH_ERRORS
 from relay.errors import FieldProblem, InvalidRequestError
-from relay.experiment_cache import ExperimentCache
-from relay.flag_event_facts import Filters
-from relay.flag_events import (
+from relay.flag_events.experiment_cache import ExperimentCache
+from relay.flag_events.facts import Filters
+from relay.flag_events.impact import ImpactSize
+from relay.flag_events.listing import (
     DEFAULT_LIMIT,
     DEFAULT_WINDOW_MS,
     MAX_LIMIT,
@@ -23,7 +23,7 @@ from relay.flag_events import (
     FlagEventQuery,
     list_flag_events,
 )
-from relay.impact import ImpactSize
+from relay.flag_events.models import FlagEventCollectionRep, Link, flag_event_rep
 from relay.store.flag_events import Position
 
 PATH = "/api/v2/engineering-insights/flag-events"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from relay import metrics
 from relay.api.deps import ReaderDep, SettingsDep, StoreDep
 from relay.api.schemas import AUTH_ERRORS
+from relay.observability import metrics
 
 router = APIRouter(tags=["operations"], responses=AUTH_ERRORS)
 

@@ -9,21 +9,6 @@ from fastapi import APIRouter, Body, Query, Response
 
 from relay.api.deps import ReaderDep, SettingsDep, StoreDep, WriterDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
-from relay.api.subscription_input import ValidSubscription, fields_of, validate_subscription
-from relay.api.subscription_models import (
-    Integration,
-    Integrations,
-    Link,
-    PatchOperation,
-    PatchWithComment,
-    SubscriptionPost,
-)
-from relay.api.subscription_views import (
-    collection_href,
-    editable_document,
-    integration_of,
-    item_href,
-)
 from relay.errors import FieldProblem, InvalidRequestError, NotFoundError
 from relay.store import subscription_status, subscriptions
 from relay.store.subscriptions import (
@@ -32,8 +17,23 @@ from relay.store.subscriptions import (
     TooManySubscriptionsError,
 )
 from relay.store.tokens import TokenInfo
-from relay.subscription_patch import apply_patch, patch_operations
-from relay.webhook_config import INTEGRATION_KEY
+from relay.subscriptions.config import INTEGRATION_KEY
+from relay.subscriptions.input import ValidSubscription, fields_of, validate_subscription
+from relay.subscriptions.models import (
+    Integration,
+    Integrations,
+    Link,
+    PatchOperation,
+    PatchWithComment,
+    SubscriptionPost,
+)
+from relay.subscriptions.patch import apply_patch, patch_operations
+from relay.subscriptions.views import (
+    collection_href,
+    editable_document,
+    integration_of,
+    item_href,
+)
 
 router = APIRouter(prefix="/api/v2/integrations", tags=["subscriptions"], responses=AUTH_ERRORS)
 

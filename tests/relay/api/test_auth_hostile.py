@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from relay.api.app import create_app
-from relay.embedded import free_port
+from relay.cli.embedded_redis import free_port
 from relay.settings import Settings
 from relay.store import keys, tokens
 from relay.store.client import Redis

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from relay.api import fanout
+from relay import tasks
 from relay.api.app import create_app
+from relay.ingest import fanout_notifier
 from relay.settings import Settings
 from relay.store import events, keys
 from relay.store.client import Redis
-from workers import names
 
 EVENT: dict[str, Any] = {
     "id": 919,
@@ -92,13 +92,13 @@ def test_new_events_are_handed_to_the_workers(
 ) -> None:
     """Recorded events wait in the outbox and a `relay.fanout` task names them."""
     # given: nothing left over from earlier tests in this process
-    assert fanout.sender_for(settings).flush()
+    assert fanout_notifier.sender_for(settings).flush()
     redis_client.delete("celery")
     # when
     ids = _post(app_client, admin_headers, [EVENT, {**EVENT, "id": 920}]).json()["ids"]
     # then
     assert events.outbox_older_than(redis_client, age_ms=0) == ids
-    assert fanout.sender_for(settings).flush()
+    assert fanout_notifier.sender_for(settings).flush()
     assert _fanout_task_ids(redis_client) == ids
 
 
@@ -106,7 +106,7 @@ def _fanout_task_ids(client: Redis) -> list[int]:
     found = []
     for raw in client.lrange("celery", 0, -1):
         message = json.loads(raw)
-        if message["headers"]["task"] == names.FANOUT:
+        if message["headers"]["task"] == tasks.FANOUT:
             args, _, _ = json.loads(base64.b64decode(message["body"]))
             found.extend(args[0])
     return sorted(found)
@@ -123,7 +123,9 @@ def test_a_failed_fanout_publish_loses_nothing() -> None:
             raise ConnectionError("broker down")
         published.append(list(ids))
 
-    sender = fanout.FanoutSender(Settings(redis_url="redis://x"), publish=flaky, min_interval=0)
+    sender = fanout_notifier.FanoutSender(
+        Settings(redis_url="redis://x"), publish=flaky, min_interval=0
+    )
     # when
     sender.notify([1, 2])
     assert sender.flush()
@@ -138,7 +140,7 @@ def test_ids_that_arrive_while_publishing_are_merged() -> None:
     """Under load the sender publishes fewer, larger tasks, and never loses an id."""
     # given
     published: list[list[int]] = []
-    sender = fanout.FanoutSender(
+    sender = fanout_notifier.FanoutSender(
         Settings(redis_url="redis://x"),
         publish=lambda _, ids: published.append(list(ids)),
         min_interval=0.2,

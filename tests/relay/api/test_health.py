@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from relay.api.app import create_app
-from relay.embedded import free_port
+from relay.cli.embedded_redis import free_port
 from relay.settings import Settings
 from relay.store import heartbeats, keys
 from relay.store.client import Redis

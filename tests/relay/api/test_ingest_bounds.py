@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from relay.api.app import create_app
+from relay.ingest.unleash_event import MAX_CLOCK_SKEW, MAX_NAME_LENGTH, MAX_TAGS
 from relay.settings import Settings
 from relay.store import keys
 from relay.store.client import Redis
-from relay.unleash import MAX_CLOCK_SKEW, MAX_NAME_LENGTH, MAX_TAGS
 
 EVENT: dict[str, Any] = {
     "id": 7,

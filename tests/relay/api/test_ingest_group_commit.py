@@ -14,8 +14,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from relay.api.app import create_app
-from relay.api.ingest_writer import INGEST_ROLES
-from relay.embedded import free_port
+from relay.cli.embedded_redis import free_port
+from relay.ingest.writer import INGEST_ROLES
 from relay.settings import Settings
 from relay.store import events, keys, tokens
 from relay.store.client import Redis

@@ -471,7 +471,7 @@ def test_a_cut_off_echo_in_an_attempt_body_is_masked(
     created = _create(app_client, admin_headers)
     sub_id, now = created["_id"], int(time.time() * 1000)
     delivery_id = _claimed_delivery(redis_client, sub_id, now)
-    body = _cut_echo(1024, 9)[:1024]  # the sender keeps the first KiB (workers/lean_http.py)
+    body = _cut_echo(1024, 9)[:1024]  # the sender keeps the first KiB (workers/http_client.py)
     attempt = Attempt(
         at=now, status_code=401, duration_ms=3, error=None, response_body=body, outcome="dead"
     )

@@ -1,0 +1,1 @@
+"""Deliveries an operator creates through the API: replays and test sends."""

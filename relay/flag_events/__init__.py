@@ -1,0 +1,1 @@
+"""LaunchDarkly's flag events over recorded Unleash events: listing, facts, experiments, impact."""

@@ -1,0 +1,1 @@
+"""What relay tells operators: log lines and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""Audit-log subscriptions: their wire models, validation, limits, JSON Patch, config and views."""

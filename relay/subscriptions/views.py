@@ -1,0 +1,138 @@
+"""Subscriptions as clients see them: `Integration` with links, masked config, status, access."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from relay.store.subscriptions import SubscriptionRecord
+from relay.store.tokens import Capability, TokenInfo
+from relay.subscriptions.config import MASK, masked_config
+from relay.subscriptions.models import (
+    Access,
+    AccessAction,
+    AccessReason,
+    Integration,
+    IntegrationSubscriptionStatusRep,
+    Link,
+    Statement,
+)
+from relay.subscriptions.redaction import Redactor, redactor_for
+
+# LaunchDarkly's action names for an integration; the relay's `write` capability grants them all
+ACTIONS = (
+    "createIntegration",
+    "deleteIntegration",
+    "updateConfiguration",
+    "updateName",
+    "updateOn",
+    "updatePolicy",
+    "updateTags",
+)
+
+
+def collection_href(integration_key: str) -> str:
+    return f"/api/v2/integrations/{integration_key}"
+
+
+def item_href(integration_key: str, sub_id: str) -> str:
+    return f"{collection_href(integration_key)}/{sub_id}"
+
+
+def integration_of(
+    record: SubscriptionRecord,
+    *,
+    status: dict[str, Any],
+    caller: TokenInfo,
+    reveal_secret: bool = False,
+) -> Integration:
+    """The representation of one subscription for `caller` (secret masked unless revealed).
+
+    Readers see less than writers (docs/subscriptions.md, "What each role sees"): the URL's
+    origin only, since a webhook URL's path is often its credential (Slack, Discord, Teams),
+    and no receiver text in `_status.errors`, since it may echo a credential in a form the
+    redaction does not know. Writers, who set the credentials, get both with them masked.
+    """
+    trusted = caller.can(Capability.WRITE)
+    config = masked_config(record.config)
+    if reveal_secret:
+        config["secret"] = record.secret
+    if not trusted and isinstance(config.get("url"), str):
+        config["url"] = origin_url(config["url"])
+    return Integration(
+        links={
+            "self": Link(href=item_href(record.integration_key, record.id)),
+            "parent": Link(href=collection_href(record.integration_key)),
+        },
+        id=record.id,
+        kind=record.integration_key,
+        name=record.name,
+        config=config,
+        statements=[Statement.model_validate(s) for s in record.statements],
+        on=record.on,
+        tags=record.tags,
+        status=IntegrationSubscriptionStatusRep.model_validate(
+            _shown_status(status, record, with_text=trusted)
+        ),
+        access=access_for(caller, resource=f"integration/{record.integration_key}:{record.id}"),
+    )
+
+
+def origin_url(url: str) -> str:
+    """`https://hooks.slack.com/services/T0/B0/x?a=1` -> `https://hooks.slack.com/********`:
+    the origin, and one mask for whatever follows it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    if parts.path in ("", "/") and not parts.query and not parts.fragment:
+        return origin + parts.path
+    return f"{origin}/{MASK}"
+
+
+def _shown_status(
+    status: dict[str, Any], record: SubscriptionRecord, *, with_text: bool
+) -> dict[str, Any]:
+    """`status` with receiver text masked (`with_text`) or left out (readers)."""
+    errors: list[dict[str, Any]] = status.get("errors", [])
+    reason = status.get("disabledReason")
+    if not with_text:
+        errors = [{k: v for k, v in error.items() if k != "responseBody"} for error in errors]
+    if not (errors and with_text) and not isinstance(reason, str):
+        return {**status, "errors": errors}
+    redact = redactor_for(record)
+    if with_text:
+        errors = [_redacted_error(error, redact) for error in errors]
+    if isinstance(reason, str):  # the relay's own words, but it may quote what it refused
+        status = {**status, "disabledReason": redact(reason)}
+    return {**status, "errors": errors}
+
+
+def _redacted_error(error: dict[str, Any], redact: Redactor) -> dict[str, Any]:
+    body = error.get("responseBody")
+    return {**error, "responseBody": redact(body)} if isinstance(body, str) else error
+
+
+def editable_document(record: SubscriptionRecord) -> dict[str, Any]:
+    """The fields a JSON Patch may change, as a client reads them (secret masked)."""
+    return {
+        "name": record.name,
+        "config": masked_config(record.config),
+        "statements": [dict(s) for s in record.statements],
+        "on": record.on,
+        "tags": list(record.tags),
+    }
+
+
+def access_for(caller: TokenInfo, *, resource: str) -> Access:
+    """LaunchDarkly's `_access`: each action allowed or denied, with the role's reason."""
+    allowed = caller.can(Capability.WRITE)
+    reason = AccessReason(
+        effect="allow" if allowed else "deny",
+        resources=[resource],
+        actions=["*"] if allowed else list(ACTIONS),
+        role_name=caller.role.value,
+    )
+    actions = [AccessAction(action=action, reason=reason) for action in ACTIONS]
+    return Access(allowed=actions, denied=[]) if allowed else Access(allowed=[], denied=actions)

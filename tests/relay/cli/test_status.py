@@ -1,0 +1,173 @@
+"""`relay status`: queue depths, workers seen and each subscription's health, from Redis."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from relay.cli import status
+from relay.cli.main import main
+from relay.settings import Settings
+from relay.store import deliveries, events, heartbeats, subscription_status, subscriptions
+from relay.store.client import Redis
+from relay.store.deliveries import DeliveryKind, DeliveryState, Finish, NewDelivery
+from relay.store.subscriptions import SubscriptionRecord
+
+
+def subscribe(client: Redis, name: str) -> SubscriptionRecord:
+    return subscriptions.create_subscription(
+        client,
+        integration_key="webhook",
+        name=name,
+        config={"url": f"http://127.0.0.1:9/{name}", "format": "unleash"},
+        statements=[],
+        on=True,
+        tags=[],
+    )
+
+
+def kill(client: Redis, sub_id: str, count: int) -> None:
+    """`count` dead deliveries for the subscription."""
+    now = int(time.time() * 1000)
+    made = [NewDelivery(f"msg_{n}_{sub_id}", DeliveryKind.EVENT, sub_id, n) for n in range(count)]
+    deliveries.create_deliveries(client, deliveries=made, now_ms=now, due_at_ms=now)
+    dead = [Finish(d.id, DeliveryState.DEAD, reason="gave up") for d in made]
+    deliveries.finish(client, results=dead, now_ms=now, ttl_s=3600)
+
+
+@pytest.fixture
+def relay_state(redis_client: Redis) -> dict[str, SubscriptionRecord]:
+    """Two subscriptions: `healthy` (3 successes) and `broken` (2 errors, 2 dead, turned off)."""
+    healthy, broken = subscribe(redis_client, "healthy"), subscribe(redis_client, "broken")
+    now = int(time.time() * 1000)
+    for n in range(3):
+        subscription_status.record_success(redis_client, sub_id=healthy.id, at_ms=now - n)
+    for code in (502, 500):
+        subscription_status.record_failure(
+            redis_client, sub_id=broken.id, at_ms=now, status_code=code, response_body="down\n!"
+        )
+    kill(redis_client, broken.id, 2)
+    subscriptions.turn_off(redis_client, sub_id=broken.id, reason="failing for 5.0d")
+    event = {"type": "feature-created", "createdBy": "s", "featureName": "f"}
+    events.record(redis_client, events=[event], source="status")
+    heartbeats.beat(redis_client, worker="w1@host")
+    return {"healthy": healthy, "broken": broken}
+
+
+def test_status_gathers_queues_workers_and_subscription_health(
+    redis_client: Redis, relay_state: dict[str, SubscriptionRecord]
+) -> None:
+    """Depths come from the Redis sets; each subscription has its counts, last error and dead."""
+    found = status.gather(redis_client, worker_ttl=30)
+    by_name = {sub.name: sub for sub in found.subscriptions}
+    assert (found.queues.outbox, found.queues.dead, found.queues.due) == (1, 2, 0)
+    assert [(w.name, w.alive) for w in found.workers] == [("w1@host", True)]
+    healthy, broken = by_name["healthy"], by_name["broken"]
+    assert (healthy.on, healthy.success_count, healthy.error_count, healthy.dead) == (True, 3, 0, 0)
+    assert (broken.on, broken.error_count, broken.dead) == (False, 2, 2)
+    assert broken.disabled_reason == "failing for 5.0d"
+    assert broken.last_error_text == "500: down !"  # the newest error, whitespace folded
+    assert found.dead_unattributed == 0
+
+
+def test_a_worker_without_a_recent_heartbeat_is_shown_silent(redis_client: Redis) -> None:
+    """A worker last seen before the heartbeat TTL is listed, but not alive."""
+    heartbeats.beat(redis_client, worker="old@host")
+    time.sleep(0.05)
+    found = status.gather(redis_client, worker_ttl=0.01)
+    assert [(w.name, w.alive) for w in found.workers] == [("old@host", False)]
+
+
+def test_status_json_is_for_machines(
+    settings: Settings,
+    relay_state: dict[str, SubscriptionRecord],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`relay status --json` prints one JSON document: queues, workers, subscriptions."""
+    # when
+    code = main(["status", "--json"], settings=settings)
+    document = json.loads(capsys.readouterr().out)
+    # then
+    assert code == 0
+    assert document["queues"] == {
+        "outbox": 1,
+        "due": 0,
+        "ready": 0,
+        "claims": 0,
+        "dead": 2,
+        "waiting": 0,
+    }
+    assert [w["name"] for w in document["workers"]] == ["w1@host"]
+    broken = next(s for s in document["subscriptions"] if s["name"] == "broken")
+    assert broken["id"] == relay_state["broken"].id
+    assert (broken["on"], broken["dead"], broken["errorCount"]) == (False, 2, 2)
+    assert broken["disabledReason"] == "failing for 5.0d"
+
+
+def test_status_table_shows_health_at_a_glance(
+    settings: Settings,
+    relay_state: dict[str, SubscriptionRecord],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`relay status` prints queues, workers, and a row per subscription with why it is off."""
+    code = main(["status"], settings=settings)
+    out = capsys.readouterr().out
+    assert code == 0
+    for text in ("outbox", "dead", "w1@host", "alive", "healthy", "broken", "off:", "failing"):
+        assert text in out
+    assert relay_state["healthy"].id in out
+
+
+def test_dead_letters_of_a_deleted_subscription_are_still_counted(
+    redis_client: Redis, relay_state: dict[str, SubscriptionRecord]
+) -> None:
+    """Dead deliveries whose subscription is gone are shown apart, not dropped."""
+    subscriptions.delete_subscription(redis_client, sub_id=relay_state["broken"].id)
+    found = status.gather(redis_client, worker_ttl=30)
+    assert [sub.name for sub in found.subscriptions] == ["healthy"]
+    assert found.dead_unattributed == 2
+
+
+def test_status_without_redis_or_a_running_relay_explains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No RELAY_REDIS_URL and no `relay up` on the data dir: exit 2 with what to do."""
+    code = main(["status", "--data-dir", str(tmp_path)], settings=Settings(redis_url=None))
+    assert code == 2
+    assert "RELAY_REDIS_URL" in capsys.readouterr().err
+
+
+def test_an_open_circuit_and_waiting_deliveries_are_shown(redis_client: Redis) -> None:
+    """A subscription whose circuit opened: its state says so, with the deliveries held back."""
+    # given: three attempts in a row got no answer; two more deliveries came meanwhile
+    record = subscribe(redis_client, "hanging")
+    limits = deliveries.Limits(
+        max_in_flight=3,
+        lease_ms=60_000,
+        circuit_failures=3,
+        circuit_cooldown_ms=30_000,
+        circuit_cooldown_max_ms=60_000,
+    )
+    now = int(time.time() * 1000)
+    made = [NewDelivery(f"msg_{n}_{record.id}", DeliveryKind.EVENT, record.id, n) for n in range(5)]
+    ids = deliveries.create_deliveries(redis_client, deliveries=made, now_ms=now, due_at_ms=now)
+    deliveries.claim(redis_client, ids=ids, now_ms=now, lease_ms=60_000, limits=limits)
+    failed = [
+        Finish(i, DeliveryState.FAILED, next_attempt_at=now + 5_000, sub_id=record.id, reach=reach)
+        for i, reach in zip(ids[:3], [deliveries.Reach.UNREACHABLE] * 3, strict=True)
+    ]
+    deliveries.settle(redis_client, results=failed, now_ms=now, ttl_s=60, limits=limits)
+    # when
+    found = status.gather(redis_client, worker_ttl=30)
+    out = io.StringIO()
+    status.render(found, Console(file=out, width=200))
+    # then
+    [hanging] = found.subscriptions
+    assert (hanging.circuit, hanging.waiting) == ("open", 2)
+    assert hanging.circuit_retry_at == now + 30_000 and found.queues.waiting == 2
+    assert "on, circuit open: next probe in 30s, 2 waiting" in out.getvalue()

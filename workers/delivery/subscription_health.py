@@ -1,0 +1,131 @@
+"""After a batch of attempts: each subscription's `_status`, and turning failing ones off.
+
+A 410 Gone turns the subscription off at once, and so does a destination the guard refuses
+when connecting (the URL's name now resolves to a forbidden address, say): every later
+delivery would be refused too. One failing continuously for `settings.disable_after`
+(since its `failing_since`) is turned off too. Test deliveries and deliveries decided
+without an attempt (skipped, dead before sending) change nothing. Circuits opened or
+closed by the batch (relay/store/delivery_scripts.py keeps them) are logged here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from relay.settings import Settings
+from relay.store import subscription_status, subscriptions
+from relay.store.client import Redis
+from relay.store.deliveries import DeliveryKind
+from workers.delivery.retry import Outcome
+
+if TYPE_CHECKING:
+    from workers.delivery.batch import Done
+
+log = logging.getLogger(__name__)
+
+GONE_REASON = "receiver answered 410 Gone"
+
+
+def apply(client: Redis, *, done: Sequence[Done], settings: Settings, now_ms: int) -> None:
+    """Record the batch's attempts in `_status` and turn off subscriptions that must be."""
+    succeeded: dict[str, int] = {}
+    failed: set[str] = set()
+    gone: set[str] = set()
+    refused: dict[str, str] = {}
+    for item in done:
+        if item.result is None or item.prepared.delivery.kind is DeliveryKind.TEST:
+            continue
+        sub_id = item.prepared.delivery.sub_id
+        at_ms = item.finish.attempt.at if item.finish.attempt else now_ms
+        if item.outcome is Outcome.DELIVERED:
+            succeeded[sub_id] = max(at_ms, succeeded.get(sub_id, 0))
+            continue
+        failed.add(sub_id)
+        subscription_status.record_failure(
+            client,
+            sub_id=sub_id,
+            at_ms=at_ms,
+            status_code=item.result.status_code,
+            response_body=item.result.response_body or (item.result.error or ""),
+        )
+        if item.outcome is Outcome.GONE:
+            gone.add(sub_id)
+        elif item.result.refused:
+            refused[sub_id] = item.result.error or "destination refused"
+    # one success per subscription and batch is enough: it ends the run of failures
+    for sub_id, at_ms in succeeded.items():
+        subscription_status.record_success(client, sub_id=sub_id, at_ms=at_ms)
+    for sub_id in sorted(gone):
+        log.warning(
+            "subscription %s: receiver answered 410 Gone, turning it off",
+            sub_id,
+            extra={"subscription_id": sub_id},
+        )
+        subscriptions.turn_off(client, sub_id=sub_id, reason=GONE_REASON)
+    for sub_id, reason in sorted(refused.items()):
+        if sub_id not in gone:
+            _turn_off_refused(client, sub_id=sub_id, reason=reason)
+    stopped = gone | refused.keys()
+    _disable_long_failing(
+        client, failed - stopped - succeeded.keys(), settings=settings, now=now_ms
+    )
+
+
+def _turn_off_refused(client: Redis, *, sub_id: str, reason: str) -> None:
+    record = subscriptions.get_subscription(client, sub_id=sub_id)
+    if record is None or not record.on:
+        return
+    log.warning(
+        "subscription %s: %s, turning it off",
+        sub_id,
+        reason,
+        extra={"subscription_id": sub_id},
+    )
+    subscriptions.turn_off(client, sub_id=sub_id, reason=reason)
+
+
+def circuits_changed(*, opened: Sequence[str], closed: Sequence[str], settings: Settings) -> None:
+    """Log the circuits a batch opened (deliveries now wait) and closed (they flow again)."""
+    for sub_id in opened:
+        log.warning(
+            "subscription %s: circuit opened after %d timeouts or connection failures in a"
+            " row; its deliveries wait, one probe in %.0f s",
+            sub_id,
+            settings.circuit_failures,
+            settings.circuit_cooldown,
+            extra={"subscription_id": sub_id},
+        )
+    for sub_id in closed:
+        log.info(
+            "subscription %s: circuit closed, the receiver answers again",
+            sub_id,
+            extra={"subscription_id": sub_id},
+        )
+
+
+def _disable_long_failing(
+    client: Redis, sub_ids: set[str], *, settings: Settings, now: int
+) -> None:
+    limit_ms = int(settings.disable_after * 1000)
+    for sub_id in sorted(sub_ids):
+        since = subscription_status.failing_since(client, sub_id=sub_id)
+        if since is None or now - since < limit_ms:
+            continue
+        record = subscriptions.get_subscription(client, sub_id=sub_id)
+        if record is None or not record.on:
+            continue
+        reason = f"failing continuously for {_duration(now - since)} (RELAY_DISABLE_AFTER)"
+        log.warning(
+            "subscription %s: %s, turning it off", sub_id, reason, extra={"subscription_id": sub_id}
+        )
+        subscriptions.turn_off(client, sub_id=sub_id, reason=reason)
+
+
+def _duration(ms: int) -> str:
+    seconds = ms / 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.1f}s"

@@ -1,0 +1,1 @@
+"""Pulling events from Unleash servers, and the retention beat task."""
