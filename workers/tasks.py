@@ -17,7 +17,7 @@ from typing import Any
 
 from celery.signals import worker_process_shutdown, worker_shutdown
 
-from relay import tasks
+from relay import clock, tasks
 from relay.settings import Settings
 from relay.store.client import Redis, connect
 from workers.celery_app import app, settings_of
@@ -62,7 +62,7 @@ def fanout_task(event_ids: list[int]) -> int:
         event_ids=[int(i) for i in event_ids],
         cache=_cache(settings),
         settings=settings,
-        now_ms=batch.now_ms(),
+        now_ms=clock.now_ms(),
         deliver=lambda ids: _deliver(settings, client, ids),
         enqueue=enqueue_deliveries,
     )

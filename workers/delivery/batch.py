@@ -8,12 +8,12 @@ the sends of a batch run concurrently on the sender's event loop.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from policies import map_event
+from relay.clock import now_ms
 from relay.settings import Settings
 from relay.store import deliveries, events
 from relay.store.client import Redis
@@ -28,6 +28,7 @@ from relay.store.deliveries import (
 )
 from relay.store.subscriptions import SubscriptionRecord
 from workers.delivery import payloads, signing, subscription_health, telemetry
+from workers.delivery.attempt import Done, Prepared
 from workers.delivery.retry import Outcome, classify, next_delay, reach
 from workers.delivery.sender import OutboundRequest, SendAll
 from workers.delivery.subscription_cache import SubscriptionCache
@@ -37,30 +38,6 @@ from workers.http import SendResult
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A claimed delivery with either a request to send or a decision taken without one."""
-
-    delivery: Delivery
-    record: SubscriptionRecord | None
-    request: OutboundRequest | None = None
-    decided: Finish | None = None
-
-
-@dataclass(frozen=True)
-class Done:
-    """A delivery's attempt and what it led to."""
-
-    prepared: Prepared
-    result: SendResult | None
-    outcome: Outcome | None
-    finish: Finish
 
 
 Handoff = Callable[[list[str]], object]

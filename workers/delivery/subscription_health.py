@@ -21,7 +21,7 @@ from relay.store.deliveries import DeliveryKind
 from workers.delivery.retry import Outcome
 
 if TYPE_CHECKING:
-    from workers.delivery.batch import Done
+    from workers.delivery.attempt import Done
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
+from relay import clock
 from relay.settings import Settings
 from relay.store import deliveries, events, keys, subscription_status, subscriptions
 from relay.store.client import Redis
@@ -42,9 +43,9 @@ def deliver(
     cache = SubscriptionCache(critical_environments=settings.critical_set)
 
     def run(ids: list[str], *, at_ms: int | None = None, config: Settings = settings) -> list[Done]:
-        clock = (lambda: at_ms) if at_ms is not None else batch.now_ms
+        now = (lambda: at_ms) if at_ms is not None else clock.now_ms
         attempts = batch.deliver_batch(
-            redis_client, ids=ids, settings=config, cache=cache, send=sender.send_all, clock=clock
+            redis_client, ids=ids, settings=config, cache=cache, send=sender.send_all, clock=now
         )
         return sender.run(attempts)
 
@@ -69,7 +70,7 @@ def pending(client: Redis, sub_id: str, *, kind: DeliveryKind = DeliveryKind.EVE
         new = NewDelivery(
             deliveries.event_delivery_id(event_id=event_id, sub_id=sub_id), kind, sub_id, event_id
         )
-    now = batch.now_ms()
+    now = clock.now_ms()
     deliveries.create_deliveries(client, deliveries=[new], now_ms=now, due_at_ms=now + 60_000)
     return new.id
 
@@ -121,7 +122,7 @@ def test_a_failed_attempt_is_retried_on_the_schedule(
     receiver.always(500, body=b"oops")
     sub_id = subscribe(redis_client, receiver.url)
     delivery_id = pending(redis_client, sub_id)
-    now = batch.now_ms()
+    now = clock.now_ms()
     # when
     deliver([delivery_id], at_ms=now)
     # then
@@ -141,7 +142,7 @@ def test_retry_after_lengthens_the_wait(
     receiver = receivers()
     receiver.reply(503, headers={"Retry-After": "7"})
     delivery_id = pending(redis_client, subscribe(redis_client, receiver.url))
-    now = batch.now_ms()
+    now = clock.now_ms()
     # when
     deliver([delivery_id], at_ms=now)
     # then
@@ -156,7 +157,7 @@ def test_an_exhausted_schedule_makes_a_dead_delivery(
     receiver = receivers()
     receiver.always(500)
     delivery_id = pending(redis_client, subscribe(redis_client, receiver.url))
-    at = batch.now_ms()
+    at = clock.now_ms()
     # when
     for _ in range(4):
         deliver([delivery_id], at_ms=at)
@@ -223,7 +224,7 @@ def test_a_subscription_failing_longer_than_disable_after_is_turned_off(
     sub_id = subscribe(redis_client, receiver.url)
     config = settings.model_copy(update={"disable_after": 30.0})
     first, second = pending(redis_client, sub_id), pending(redis_client, sub_id)
-    at = batch.now_ms()
+    at = clock.now_ms()
     deliver([first], at_ms=at, config=config)
     record = subscriptions.get_subscription(redis_client, sub_id=sub_id)
     assert record is not None and record.on

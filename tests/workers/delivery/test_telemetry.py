@@ -9,7 +9,7 @@ import pytest
 from relay.observability.metrics import REGISTRY
 from relay.store.deliveries import Delivery, DeliveryKind, DeliveryState, Finish
 from workers.delivery import telemetry
-from workers.delivery.batch import Done, Prepared
+from workers.delivery.attempt import Done, Prepared
 from workers.delivery.retry import Outcome
 from workers.http import SendResult
 
