@@ -15,7 +15,9 @@ RelayError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,29 @@ class FieldProblem:
 
     attribute: str
     reason: str
+
+
+# where a request's value came from, as FastAPI's validation errors start their `loc`
+_REQUEST_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def attribute_of(loc: Sequence[int | str]) -> str:
+    """`(3, 'createdAt')` -> `[3].createdAt`; `('tags', 0, 'value')` -> `tags[0].value`."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "body"
+
+
+def problems_from_validation(errors: Sequence[Any]) -> list[FieldProblem]:
+    """pydantic/FastAPI validation errors as `{attribute, reason}`; `('body', 0)` -> `[0]`."""
+    problems = []
+    for error in errors:
+        loc = list(error.get("loc", ()))
+        if loc and loc[0] in _REQUEST_PARTS:
+            loc = loc[1:]
+        problems.append(FieldProblem(attribute_of(loc), str(error.get("msg", "invalid"))))
+    return problems
 
 
 class RelayError(Exception):

@@ -18,6 +18,7 @@ from relay.errors import (
     RateLimitedError,
     StoreError,
     StoreUnavailableError,
+    problems_from_validation,
 )
 
 log = logging.getLogger(__name__)
@@ -41,24 +42,6 @@ def error_body(code: str, message: str, errors: list[FieldProblem] | None = None
     if errors is not None:
         body["errors"] = [{"attribute": e.attribute, "reason": e.reason} for e in errors]
     return body
-
-
-def attribute_of(loc: tuple[Any, ...] | list[Any]) -> str:
-    """`('body', 0, 'type')` -> `[0].type`; `('query', 'limit')` -> `limit`."""
-    parts = list(loc)
-    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
-        parts = parts[1:]
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "body"
-
-
-def problems_from_validation(errors: list[Any]) -> list[FieldProblem]:
-    """pydantic/FastAPI validation errors as `{attribute, reason}`."""
-    return [
-        FieldProblem(attribute_of(e.get("loc", ())), str(e.get("msg", "invalid"))) for e in errors
-    ]
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:

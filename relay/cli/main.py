@@ -33,9 +33,9 @@ from relay.cli.up import (
     run_up,
     warn_if_not_durable,
 )
+from relay.clock import rfc3339_ms
 from relay.deliveries.replay import replay
 from relay.errors import ConflictError, InvalidRequestError, NotFoundError, RelayError
-from relay.ingest.unleash_event import rfc3339_ms
 from relay.observability.logs import configure_logging
 from relay.observability.metrics import MULTIPROCESS_ENV
 from relay.settings import Settings, parse_duration, settings_problems

@@ -16,12 +16,9 @@ JSON).
 from __future__ import annotations
 
 import math
-import re
 import sys
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from datetime import timedelta
 from itertools import islice
 from typing import Annotated, Any, Final, NotRequired, cast
 
@@ -37,45 +34,18 @@ from pydantic import (
 from pydantic_core import from_json
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
-from relay.errors import FieldProblem, InvalidRequestError, PayloadTooLargeError
+from relay.clock import now_ms, rfc3339_ms
+from relay.errors import FieldProblem, InvalidRequestError, PayloadTooLargeError, attribute_of
 
 MAX_BATCH: Final = 1000
 MAX_NAME_LENGTH: Final = 255  # Unleash's varchar(255) for feature, project, user names
 MAX_TAGS: Final = 100  # per event
 # a createdAt further ahead than this would outlive the retention; the producer's clock is wrong
 MAX_CLOCK_SKEW: Final = timedelta(days=1)
-MAX_TIMESTAMP_LENGTH: Final = 64  # room for any sane fraction; keeps the parser's cache small
 MAX_PROBLEMS: Final = 10  # out-of-range numbers named per request
 
-# RFC 3339 section 5.6 (with the space separator its note allows); the calendar is then
-# checked by datetime.fromisoformat.
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 _SKEW_MS = MAX_CLOCK_SKEW // _MILLISECOND
-
-
-@lru_cache(maxsize=4096)  # validation parses each createdAt, then recording needs its ms
-def rfc3339_ms(text: str) -> int:
-    """Milliseconds since the epoch of an RFC 3339 timestamp; ValueError when it is not one."""
-    if len(text) > MAX_TIMESTAMP_LENGTH:  # raising, so the cache does not keep it
-        raise ValueError(
-            f"must be an RFC 3339 timestamp of at most {MAX_TIMESTAMP_LENGTH} characters"
-        )
-    if not _RFC3339.match(text):
-        raise ValueError("must be an RFC 3339 timestamp, e.g. 2022-05-31T13:32:20.560Z")
-    try:
-        moment = datetime.fromisoformat(text.upper())
-    except ValueError as exc:
-        raise ValueError(f"not a valid date or time: {exc}") from None
-    return (moment - _EPOCH) // _MILLISECOND
-
-
-def now_rfc3339() -> str:
-    """The current time as Unleash writes it: `2022-05-31T13:32:20.560Z`."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _check_created_at(value: str | None) -> str | None:
@@ -84,7 +54,7 @@ def _check_created_at(value: str | None) -> str | None:
     moment_ms = rfc3339_ms(value)
     if moment_ms < 0:
         raise ValueError("must not be before 1970-01-01T00:00:00Z")
-    if moment_ms > time.time() * 1000 + _SKEW_MS:
+    if moment_ms > now_ms() + _SKEW_MS:
         raise ValueError(
             f"is more than {MAX_CLOCK_SKEW} ahead of the relay's clock; check the producer's clock"
         )
@@ -314,14 +284,6 @@ def _invalid(exc: ValidationError) -> InvalidRequestError:
     if len(problems) > 5:
         message += f" (and {len(problems) - 5} more)"
     return InvalidRequestError(f"invalid events, none recorded: {message}", problems)
-
-
-def attribute_of(loc: tuple[int | str, ...]) -> str:
-    """`(3, 'createdAt')` -> `[3].createdAt`; `('tags', 0, 'value')` -> `tags[0].value`."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text or "body"
 
 
 def _reason(message: str) -> str:

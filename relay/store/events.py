@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
-from relay.ingest.unleash_event import now_rfc3339, rfc3339_ms
+from relay.clock import now_rfc3339, rfc3339_ms
 from relay.store import event_scripts, keys
 from relay.store.client import Redis, translate_errors
 

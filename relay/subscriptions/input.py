@@ -9,9 +9,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies import StatementValidationError, parse_statements, statement_to_dict
-from relay.api.errors import problems_from_validation
 from relay.destinations import DestinationError, check_destination
-from relay.errors import FieldProblem, InvalidRequestError
+from relay.errors import FieldProblem, InvalidRequestError, problems_from_validation
 from relay.settings import Settings
 from relay.subscriptions.config import validate_config
 from relay.subscriptions.limits import policy_problems, size_problem

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from policies import EventTarget
-from relay.ingest.unleash_event import rfc3339_ms
+from relay.clock import rfc3339_ms
 from workers.errors import UnknownFormatError
 
 __all__ = ["FORMATS", "TEST_EVENT_TYPE", "launchdarkly_entry", "render", "test_event"]

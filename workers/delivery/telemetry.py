@@ -13,8 +13,8 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from relay.clock import rfc3339_ms
 from relay.errors import StoreError
-from relay.ingest.unleash_event import rfc3339_ms
 from relay.observability import metrics
 from relay.store import queues
 from relay.store.client import Redis

@@ -21,8 +21,9 @@ import httpx
 from pydantic import ValidationError
 
 from relay import tasks
+from relay.clock import rfc3339_ms
 from relay.errors import StoreError
-from relay.ingest.unleash_event import rfc3339_ms, validate_event
+from relay.ingest.unleash_event import validate_event
 from relay.observability import metrics
 from relay.settings import Settings
 from relay.store import events as event_store

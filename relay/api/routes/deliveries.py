@@ -13,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from relay import tasks
 from relay.api.deps import SettingsDep, StoreDep, WriterDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
+from relay.clock import rfc3339_ms
 from relay.deliveries import replay as replays
 from relay.errors import ConflictError, FieldProblem, InvalidRequestError, NotFoundError
-from relay.ingest.unleash_event import rfc3339_ms
 from relay.settings import Settings
 from relay.store import deliveries
 from relay.store.client import Redis

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from relay.clock import rfc3339_ms
 from relay.errors import InvalidRequestError, PayloadTooLargeError
 from relay.ingest.unleash_event import (
     MAX_BATCH,
@@ -21,7 +22,6 @@ from relay.ingest.unleash_event import (
     MAX_PROBLEMS,
     MAX_TAGS,
     parse_events,
-    rfc3339_ms,
     validate_event,
 )
 

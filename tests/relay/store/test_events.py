@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from relay.ingest.unleash_event import rfc3339_ms
+from relay.clock import rfc3339_ms
 from relay.store import events, keys
 from relay.store.client import Redis
 
