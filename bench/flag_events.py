@@ -236,6 +236,7 @@ def run(url: str, tmp: Path, args: argparse.Namespace, rng: random.Random, now_m
     print(f"metrics around {seed_metrics(client, now_ms, rng)} events of proj-00/production")
     settings = Settings(redis_url=url, admin_token=TOKEN, data_dir=tmp / "data")
     http = TestClient(create_app(settings, redis=client))
+    http.__enter__()  # the app's lifespan: its runtime (relay/api/runtime.py)
     headers = {"Authorization": TOKEN}
 
     def page_of(params: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,9 @@ CLI send by name through a bare Celery app, so they import no task code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from celery import Celery
 
@@ -24,21 +25,58 @@ RETENTION = "relay.retention"
 DELIVER_BATCH = 50
 
 
-@lru_cache(maxsize=4)
-def _producer(broker_url: str) -> Celery:
-    # a bare app: sending by name needs no task code and no worker configuration
-    return Celery("relay-producer", broker=broker_url, set_as_current=False)
+class Producer:
+    """Sends tasks by name to one broker over a pool of connections kept until `close`.
+
+    A process that publishes often (the API) keeps one in its runtime; a one-off caller
+    uses `fanout` or `deliver` below, which open one for the call.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        # a bare app: sending by name needs no task code and no worker configuration. It
+        # connects at the first send, which needs RELAY_REDIS_URL (an app may start without)
+        self._app = Celery("relay-producer", broker=settings.redis_url, set_as_current=False)
+
+    def fanout(self, event_ids: Sequence[int]) -> None:
+        """Ask a worker to fan out these recorded events."""
+        if event_ids:
+            self._send(FANOUT, list(event_ids))
+
+    def deliver(self, delivery_ids: Sequence[str]) -> None:
+        """Ask a worker to attempt these deliveries now."""
+        ids = list(delivery_ids)
+        for start in range(0, len(ids), DELIVER_BATCH):
+            self._send(DELIVER, ids[start : start + DELIVER_BATCH])
+
+    def _send(self, name: str, ids: list[Any]) -> None:
+        self._settings.require_redis_url()  # raises when there is no broker to send to
+        self._app.send_task(name, args=[ids])
+
+    def close(self) -> None:
+        """Close the broker connections."""
+        self._app.close()
+
+
+@contextmanager
+def producer(settings: Settings) -> Iterator[Producer]:
+    """A producer for the broker of `settings`, closed on leaving."""
+    opened = Producer(settings)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def fanout(settings: Settings, event_ids: Sequence[int]) -> None:
-    """Ask a worker to fan out these recorded events."""
+    """Ask a worker to fan out these recorded events (a one-off: opens a producer)."""
     if event_ids:
-        _producer(settings.require_redis_url()).send_task(FANOUT, args=[list(event_ids)])
+        with producer(settings) as sending:
+            sending.fanout(event_ids)
 
 
 def deliver(settings: Settings, delivery_ids: Sequence[str]) -> None:
-    """Ask a worker to attempt these deliveries now."""
-    ids = list(delivery_ids)
-    for start in range(0, len(ids), DELIVER_BATCH):
-        chunk = ids[start : start + DELIVER_BATCH]
-        _producer(settings.require_redis_url()).send_task(DELIVER, args=[chunk])
+    """Ask a worker to attempt these deliveries now (a one-off: opens a producer)."""
+    if delivery_ids:
+        with producer(settings) as sending:
+            sending.deliver(delivery_ids)

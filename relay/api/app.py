@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -29,22 +30,22 @@ from relay.api.routes import (
     tokens,
 )
 from relay.api.routes.ingest import IngestFastPath
-from relay.ingest import writer
+from relay.api.runtime import ApiRuntime
 from relay.settings import Settings, get_settings
-from relay.store.client import Redis, connect
+from relay.store.client import Redis
 
 
 def create_app(settings: Settings | None = None, *, redis: Redis | None = None) -> FastAPI:
-    """Build the API for `settings` (from the environment when not given)."""
+    """Build the API for `settings` (from the environment when not given); its runtime is
+    made when it starts, on `redis` when given (which then stays the caller's to close)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="relay",
         version=__version__,
         description="Event-driven audit-log relay: Unleash events in, signed webhooks out.",
-        lifespan=_lifespan,
+        lifespan=partial(_lifespan, settings=settings, redis=redis),
     )
     app.state.settings = settings
-    app.state.redis = redis if redis is not None else connect(settings.require_redis_url())
     register_error_handlers(app)
     routers = (
         health,
@@ -71,9 +72,17 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
 
 
 @asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
-    writer.close_writer(app.state)
+async def _lifespan(
+    app: FastAPI, *, settings: Settings, redis: Redis | None
+) -> AsyncIterator[None]:
+    # made here, in the process that serves (each of uvicorn's workers has its own), and
+    # closed once the server stopped taking requests
+    app.state.runtime = ApiRuntime(settings, redis=redis)
+    try:
+        yield
+    finally:
+        runtime, app.state.runtime = app.state.runtime, None
+        runtime.close()
 
 
 def _route(app: FastAPI, method: str, path: str) -> APIRoute:

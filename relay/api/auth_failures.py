@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Final
+from typing import Final
 
 from starlette.types import Scope
 
+from relay.api.off_loop import OffLoop
 from relay.errors import RateLimitedError
 from relay.settings import Settings
 from relay.store import ratelimit
@@ -33,7 +34,7 @@ MAX_BLOCKED: Final = 10_000
 
 
 class AuthFailures:
-    """One API process's view of which client addresses are blocked."""
+    """One API process's view of which client addresses are blocked (used on its loop)."""
 
     def __init__(self, settings: Settings) -> None:
         self.limit = settings.auth_failure_limit
@@ -50,13 +51,16 @@ class AuthFailures:
         if left > 0:
             raise _blocked_error(left)
 
-    def failed(self, client: Redis, address: str) -> None:
-        """Count a failed authentication from `address`, blocking it once over the limit;
-        429 instead when it is blocked already (not counted again)."""
+    async def failed(self, off_loop: OffLoop, client: Redis, address: str) -> None:
+        """Count a failed authentication from `address` (in Redis, off the event loop),
+        blocking it once over the limit; 429 instead when it is blocked already (not
+        counted again)."""
         self.check(address)
         if self.limit <= 0:
             return
-        seen = ratelimit.count_failure(client, address=address, window_ms=self.window_ms)
+        seen = await off_loop.run(
+            ratelimit.count_failure, client, address=address, window_ms=self.window_ms
+        )
         if seen.count >= self.limit:
             self._block(address, seen.window_left_ms / 1000)
 
@@ -92,11 +96,3 @@ def client_address(scope: Scope) -> str:
     """The caller's address as the server saw it (after trusted proxy headers)."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
-
-
-def auth_failures_of(state: Any) -> AuthFailures:
-    """The app's tracker (`app.state`), made on first use."""
-    tracker: AuthFailures | None = getattr(state, "auth_failures", None)
-    if tracker is None:
-        tracker = state.auth_failures = AuthFailures(state.settings)
-    return tracker

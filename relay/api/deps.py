@@ -1,4 +1,9 @@
-"""FastAPI dependencies: settings, the Redis client, and who is calling with what rights."""
+"""FastAPI dependencies: settings, the process's runtime and its Redis client, and who is
+calling with what rights.
+
+The token checks are async and make their Redis calls off the event loop (the runtime's
+`off_loop` pool): a Redis that stalls holds the requests that need it, never the loop.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
-from relay.api.auth_failures import auth_failures_of, client_address
-from relay.api.token_cache import token_cache_of
+from relay.api.auth_failures import client_address
+from relay.api.runtime import ApiRuntime, runtime_of
 from relay.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from relay.settings import Settings, is_well_formed_token
 from relay.store import ratelimit, tokens
@@ -29,12 +34,16 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_runtime(request: Request) -> ApiRuntime:
+    return runtime_of(request.app)
+
+
 async def get_redis(request: Request) -> Redis:
-    client: Redis = request.app.state.redis
-    return client
+    return runtime_of(request.app).redis
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RuntimeDep = Annotated[ApiRuntime, Depends(get_runtime)]
 StoreDep = Annotated[Redis, Depends(get_redis)]
 
 
@@ -56,59 +65,52 @@ def _secret_from(header: str | None) -> str:
     return text
 
 
-# async with its Redis calls made in place: each is one short round trip (a Lua script),
-# cheaper than the threadpool hop a sync dependency costs on every authenticated request
 async def authenticate(
     request: Request,
-    client: StoreDep,
-    settings: SettingsDep,
+    runtime: RuntimeDep,
     header: Annotated[str | None, Depends(_api_key)],
 ) -> TokenInfo:
     """The caller's token, or 401; applies the per-token rate limit when it is on."""
     checked: TokenInfo | None = request.scope.get("state", {}).get(_CHECKED)
     if checked is not None:  # checked (and counted by the rate limit) before the body was read
         return checked
-    return _authenticated(request, client, settings, header)
+    return await _authenticated(request, runtime, header)
 
 
-def check_before_body(request: Request, capability: Capability | None) -> TokenInfo:
+async def check_before_body(request: Request, capability: Capability | None) -> TokenInfo:
     """The token check of a route's dependencies, made before its body is read; the
     dependencies then take this result instead of checking (and counting) again."""
-    state = request.app.state
-    info = _authenticated(
-        request, state.redis, state.settings, request.headers.get("authorization")
-    )
+    runtime = runtime_of(request.app)
+    info = await _authenticated(request, runtime, request.headers.get("authorization"))
     if capability is not None and not info.can(capability):
         raise refusal(info.role.value, capability)
     request.scope.setdefault("state", {})[_CHECKED] = info
     return info
 
 
-def _authenticated(
-    request: Request, client: Redis, settings: Settings, header: str | None
-) -> TokenInfo:
-    failures = auth_failures_of(request.app.state)
+async def _authenticated(request: Request, runtime: ApiRuntime, header: str | None) -> TokenInfo:
+    failures = runtime.auth_failures
     address = client_address(request.scope)
     # a blocked address gets only stored tokens, which cannot be guessed (auth_failures.py)
     bootstrap = not failures.blocked(address)
     secret = _secret_from(header)
     try:
-        info = _token_info(client, settings, secret, bootstrap=bootstrap)
+        info = await _token_info(runtime, secret, bootstrap=bootstrap)
     except UnauthorizedError:
-        failures.failed(client, address)  # 429 when blocked
+        await failures.failed(runtime.off_loop, runtime.redis, address)  # 429 when blocked
         raise
     request.state.token = info
-    if settings.rate_limit_per_second > 0:
-        _limit(request, client, settings, info)
+    if runtime.settings.rate_limit_per_second > 0:
+        await _limit(request, runtime, info)
     return info
 
 
-def _token_info(client: Redis, settings: Settings, secret: str, *, bootstrap: bool) -> TokenInfo:
+async def _token_info(runtime: ApiRuntime, secret: str, *, bootstrap: bool) -> TokenInfo:
     if not is_well_formed_token(secret):
         raise UnauthorizedError(_MALFORMED)
-    if bootstrap and _is_bootstrap(secret, settings):
+    if bootstrap and _is_bootstrap(secret, runtime.settings):
         return TokenInfo(id=tokens.BOOTSTRAP_ID, name="bootstrap", role=Role.ADMIN, created_at=0)
-    found = tokens.find_token(client, secret=secret)
+    found = await runtime.off_loop.run(tokens.find_token, runtime.redis, secret=secret)
     if found is None:
         raise UnauthorizedError("invalid or revoked access token")
     return found
@@ -121,9 +123,11 @@ def _is_bootstrap(secret: str, settings: Settings) -> bool:
     return bool(admin) and hmac.compare_digest(secret.encode(), (admin or "").encode())
 
 
-def _limit(request: Request, client: Redis, settings: Settings, info: TokenInfo) -> None:
-    decision = ratelimit.take(
-        client,
+async def _limit(request: Request, runtime: ApiRuntime, info: TokenInfo) -> None:
+    settings = runtime.settings
+    decision = await runtime.off_loop.run(
+        ratelimit.take,
+        runtime.redis,
         token_id=info.id,
         rate=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
@@ -171,12 +175,11 @@ async def _ingest_token(
     # the same checks as require(INGEST), resolved as one dependency rather than a chain
     # of four: FastAPI's dependency solving is a large share of an ingest request's CPU
     checked: TokenInfo | None = request.scope.get("state", {}).get(_CHECKED)
-    return checked if checked is not None else _ingest_token_now(request, header)
+    return checked if checked is not None else await _ingest_token_now(request, header)
 
 
-def _ingest_token_now(request: Request, header: str | None) -> TokenInfo:
-    state = request.app.state
-    info = _authenticated(request, state.redis, state.settings, header)
+async def _ingest_token_now(request: Request, header: str | None) -> TokenInfo:
+    info = await _authenticated(request, runtime_of(request.app), header)
     if not info.can(Capability.INGEST):
         raise refusal(info.role.value, Capability.INGEST)
     return info
@@ -197,35 +200,35 @@ class IngestCaller:
     token: TokenInfo | None  # checked here; None: the record script checks `hash_key`
     hash_key: str  # the token's hash key in Redis ('' when `token` is set)
 
-    def check(self, client: Redis) -> None:
+    async def check(self, runtime: ApiRuntime) -> None:
         """401 or 403 unless the token may ingest: for error paths, which skip the script."""
         if self.token is None:
-            found = tokens.find_token(client, secret=self.secret)
+            found = await runtime.off_loop.run(tokens.find_token, runtime.redis, secret=self.secret)
             if found is None or not found.can(Capability.INGEST):
                 raise refusal(found.role.value if found else None, Capability.INGEST)
 
 
-def ingest_caller(request: Request, header: str | None) -> IngestCaller:
+async def ingest_caller(request: Request, header: str | None) -> IngestCaller:
     """The caller of `POST /api/events`, before its body is read: 401/403 for a token that
     is missing, malformed, unknown or may not ingest; 429 for a throttled address."""
-    state = request.app.state
-    settings: Settings = state.settings
+    runtime = runtime_of(request.app)
+    settings = runtime.settings
     secret = _secret_from(header)
-    failures = auth_failures_of(state)
+    failures = runtime.auth_failures
     address = client_address(request.scope)
     bootstrap = not failures.blocked(address) and _is_bootstrap(secret, settings)
     if bootstrap or settings.rate_limit_per_second > 0:
-        return IngestCaller(secret, _ingest_token_now(request, header), "")
+        return IngestCaller(secret, await _ingest_token_now(request, header), "")
     if not is_well_formed_token(secret):
-        failures.failed(state.redis, address)
+        await failures.failed(runtime.off_loop, runtime.redis, address)
         raise UnauthorizedError(_MALFORMED)
     hash_key = tokens.hash_key(secret)
-    cache = token_cache_of(state)
+    cache = runtime.token_cache
     role = cache.role(hash_key)
     if role is None:
-        found = tokens.find_token(state.redis, secret=secret)
+        found = await runtime.off_loop.run(tokens.find_token, runtime.redis, secret=secret)
         if found is None:
-            failures.failed(state.redis, address)
+            await failures.failed(runtime.off_loop, runtime.redis, address)
             raise refusal(None, Capability.INGEST)
         role = found.role
         cache.remember(hash_key, role)
@@ -237,7 +240,7 @@ def ingest_caller(request: Request, header: str | None) -> IngestCaller:
 async def _ingest_caller(
     request: Request, header: Annotated[str | None, Depends(_api_key)]
 ) -> IngestCaller:
-    return ingest_caller(request, header)
+    return await ingest_caller(request, header)
 
 
 # what a route's dependencies ask of its caller's token, for the check made before the

@@ -152,7 +152,7 @@ class TokenFirstMiddleware:
         if need is not None:
             request = Request(scope)
             try:
-                check_before_body(request, need if isinstance(need, Capability) else None)
+                await check_before_body(request, need if isinstance(need, Capability) else None)
             except (ApiError, StoreError) as exc:
                 response = await error_response(request, exc)
                 response.headers["connection"] = "close"  # the body stays unread

@@ -10,7 +10,7 @@ each costs a lookup, and failed lookups are throttled per address (auth_failures
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from typing import Final
 
 from relay.store.tokens import Role
 
@@ -38,11 +38,3 @@ class TokenCache:
         if len(self._roles) >= MAX_ENTRIES:
             self._roles.clear()  # tokens are few; this many means churn, start over
         self._roles[hash_key] = (role, time.monotonic() + TTL_S)
-
-
-def token_cache_of(state: Any) -> TokenCache:
-    """The app's cache (`app.state`), made on first use."""
-    cache: TokenCache | None = getattr(state, "token_cache", None)
-    if cache is None:
-        cache = state.token_cache = TokenCache()
-    return cache

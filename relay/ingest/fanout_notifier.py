@@ -1,4 +1,4 @@
-"""Asking the workers to fan out recorded events, from one background thread per process.
+"""Asking the workers to fan out recorded events, from one background thread per API process.
 
 Publishing a Celery task costs more CPU than the rest of an ingest request, so the API
 does not publish one per request: `notify` hands the new ids to a sender thread, which
@@ -7,18 +7,17 @@ publishes them (`relay.tasks.fanout`) at once when it is idle, and at most once 
 publishes a hundred tasks a second, not one per request). Nothing depends on this for
 durability: the events
 are in the outbox before the API answers, and the sweeper re-enqueues what is left there
-(after a failed publish, or a process that died with ids still pending).
+(after a failed publish, or a process that died with ids still pending). The API's
+runtime (relay/api/runtime.py) owns the process's sender and closes it at shutdown.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from relay import tasks
 from relay.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ class FanoutSender:
         self,
         settings: Settings,
         *,
-        publish: Publish = tasks.fanout,
+        publish: Publish,
         min_interval: float = MIN_INTERVAL,
     ) -> None:
         self._settings = settings
@@ -99,23 +98,3 @@ class FanoutSender:
                 exc_info=True,
                 extra={"event_ids": ids},
             )
-
-
-_senders: dict[str, FanoutSender] = {}
-_senders_lock = threading.Lock()
-
-
-def sender_for(settings: Settings) -> FanoutSender:
-    """The process's sender for the broker of `settings` (started on first use)."""
-    url = settings.require_redis_url()
-    with _senders_lock:
-        sender = _senders.get(url)
-        if sender is None:
-            sender = _senders[url] = FanoutSender(settings)
-        return sender
-
-
-@atexit.register
-def _flush_all() -> None:
-    for sender in list(_senders.values()):
-        sender.close(timeout=2.0)

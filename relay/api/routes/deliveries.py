@@ -6,12 +6,11 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
-from relay import tasks
-from relay.api.deps import SettingsDep, StoreDep, WriterDep
+from relay.api.deps import RuntimeDep, SettingsDep, StoreDep, WriterDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
 from relay.clock import rfc3339_ms
 from relay.deliveries import replay as replays
@@ -23,6 +22,7 @@ from relay.store.deliveries import Attempt, Delivery, DeliveryState
 from relay.store.subscriptions import SubscriptionRecord, get_subscription
 from relay.subscriptions.config import INTEGRATION_KEY
 from relay.subscriptions.redaction import Redactor, redactor_for
+from relay.tasks import Producer
 
 router = APIRouter(prefix="/api/v2/integrations", tags=["deliveries"], responses=AUTH_ERRORS)
 
@@ -122,6 +122,7 @@ def retry_delivery(
     deliveryId: str,
     client: StoreDep,
     settings: SettingsDep,
+    runtime: RuntimeDep,
     _: WriterDep,
 ) -> DeliveryRep:
     """Revive a dead or failing delivery: attempts reset, due now."""
@@ -136,7 +137,7 @@ def retry_delivery(
     due_at = now + int(settings.delivery_lease * 1000)
     if deliveries.revive(client, delivery_id=deliveryId, now_ms=now, due_at_ms=due_at) is None:
         raise NotFoundError(f"no delivery {deliveryId} for subscription {id}")
-    tasks.deliver(settings, [deliveryId])
+    runtime.producer.deliver([deliveryId])
     return _current(client, deliveryId, record)
 
 
@@ -152,6 +153,7 @@ def replay_events(
     body: ReplayPost,
     client: StoreDep,
     settings: SettingsDep,
+    runtime: RuntimeDep,
     _: WriterDep,
 ) -> Replay:
     """Re-send the recorded events of a createdAt range that the policy includes."""
@@ -163,7 +165,7 @@ def replay_events(
     ids = replays.replay(
         client, record=record, start_ms=start, end_ms=end, settings=settings, now_ms=_now_ms()
     )
-    tasks.deliver(settings, ids)
+    runtime.producer.deliver(ids)
     return Replay(count=len(ids), ids=ids)
 
 
@@ -196,25 +198,25 @@ def get_delivery(
 async def test_subscription(
     integrationKey: str,
     id: str,
-    request: Request,
     response: Response,
     client: StoreDep,
     settings: SettingsDep,
+    runtime: RuntimeDep,
     _: WriterDep,
 ) -> DeliveryRep:
     """Send a test event: 200 with its attempt once made, else 202 with the delivery to poll."""
     # the worker sends; the API holds no thread meanwhile (80 test calls waiting in
     # threads once took the whole pool, /healthz waited 29 s): Redis and the broker in short
     # pool calls, the wait on the event loop, and only TEST_WAITERS waits at once
-    record, delivery_id = await run_in_threadpool(_start_test, client, integrationKey, id, settings)
-    state = request.app.state
-    waiting = getattr(state, "test_waiters", 0)
-    if waiting < TEST_WAITERS:
-        state.test_waiters = waiting + 1
+    record, delivery_id = await run_in_threadpool(
+        _start_test, client, integrationKey, id, settings, runtime.producer
+    )
+    if runtime.test_waiters < TEST_WAITERS:
+        runtime.test_waiters += 1
         try:
             await _wait_for_attempt(client, delivery_id, settings)
         finally:
-            state.test_waiters -= 1
+            runtime.test_waiters -= 1
     # masked with the credentials the test was sent with, even if the subscription is
     # changed or deleted meanwhile
     current = await run_in_threadpool(_current, client, delivery_id, record)
@@ -227,13 +229,13 @@ async def test_subscription(
 
 
 def _start_test(
-    client: Redis, integration_key: str, sub_id: str, settings: Settings
+    client: Redis, integration_key: str, sub_id: str, settings: Settings, producer: Producer
 ) -> tuple[SubscriptionRecord, str]:
     record = _subscription(client, integration_key, sub_id)
     delivery_id = replays.create_test_delivery(
         client, record=record, settings=settings, now_ms=_now_ms()
     )
-    tasks.deliver(settings, [delivery_id])
+    producer.deliver([delivery_id])
     return record, delivery_id
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from relay.api.deps import IngestCallerDep, ReaderDep, StoreDep
+from relay.api.deps import IngestCallerDep, ReaderDep, RuntimeDep, StoreDep
 from relay.api.routes.ingest import record_posted
 from relay.api.schemas import AUTH_ERRORS, error_responses
 from relay.ingest.unleash_event import UnleashEvent
@@ -88,6 +88,7 @@ def _request_body_schema() -> dict[str, Any]:
 )
 async def post_events(
     request: Request,
+    runtime: RuntimeDep,
     caller: IngestCallerDep,
     source: SourceQuery = None,
 ) -> Response:
@@ -97,7 +98,7 @@ async def post_events(
     # The body is read here, not parsed by FastAPI: relay.ingest.unleash_event validates it
     # in one pass.
     body = await request.body()
-    answer = await record_posted(request.app.state, caller, source=source, body=body)
+    answer = await record_posted(runtime, caller, source=source, body=body)
     return Response(answer, 202, media_type="application/json")
 
 

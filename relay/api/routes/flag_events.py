@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Annotated, Literal
 from urllib.parse import urlencode
@@ -10,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 
 from relay.api.deps import ReaderDep, StoreDep
+from relay.api.runtime import runtime_of
 from relay.api.schemas import AUTH_ERRORS
 from relay.errors import FieldProblem, InvalidRequestError
 from relay.flag_events.experiment_cache import ExperimentCache
@@ -27,7 +27,6 @@ from relay.flag_events.models import FlagEventCollectionRep, Link, flag_event_re
 from relay.store.flag_events import Position
 
 PATH = "/api/v2/engineering-insights/flag-events"
-_CACHE_LOCK = threading.Lock()
 EXPANSIONS = frozenset({"experiments"})
 
 router = APIRouter(tags=["flag events"], responses=AUTH_ERRORS)
@@ -91,13 +90,8 @@ def get_flag_events(
 
 
 def _experiment_cache(request: Request) -> ExperimentCache:
-    """The application's experiment cache, made on first use (one per app and its Redis)."""
-    state = request.app.state
-    with _CACHE_LOCK:
-        if not hasattr(state, "experiment_cache"):
-            state.experiment_cache = ExperimentCache()
-    cache: ExperimentCache = state.experiment_cache
-    return cache
+    """The process's experiment cache (its runtime's)."""
+    return runtime_of(request.app).experiment_cache
 
 
 def _apps(text: str | None, problems: list[FieldProblem]) -> frozenset[str] | None:

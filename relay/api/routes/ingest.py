@@ -26,14 +26,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from relay.api.deps import IngestCaller, ingest_caller, refusal
 from relay.api.errors import error_response
 from relay.api.middleware import BodyTooLargeError
+from relay.api.runtime import ApiRuntime, runtime_of
 from relay.errors import InvalidRequestError, PayloadTooLargeError
-from relay.ingest import fanout_notifier
-from relay.ingest import writer as ingest_writer
 from relay.ingest.unleash_event import parse_events
 from relay.observability import metrics
-from relay.settings import Settings
 from relay.store import events as event_store
-from relay.store.client import Redis
 from relay.store.events import RecordRequest, Refused
 from relay.store.sources import check_source_name
 from relay.store.tokens import Capability
@@ -45,13 +42,11 @@ INLINE_BODY_BYTES = 64 * 1024
 
 
 async def record_posted(
-    state: Any, caller: IngestCaller, *, source: str | None, body: bytes
+    runtime: ApiRuntime, caller: IngestCaller, *, source: str | None, body: bytes
 ) -> bytes:
     """Record a posted body's events; the 202 answer's JSON (`{"ids": [...]}`)."""
     if source is not None:
         check_source_name(source)
-    settings: Settings = state.settings
-    client: Redis = state.redis
     if caller.token is not None and source is None:
         source = caller.token.id
     prepare = partial(_prepare, body=body, source=source or "", token_hash_key=caller.hash_key)
@@ -60,13 +55,13 @@ async def record_posted(
             prepare() if len(body) <= INLINE_BODY_BYTES else await run_in_threadpool(prepare)
         )
     except (InvalidRequestError, PayloadTooLargeError):
-        caller.check(client)  # a bad token is told so (401/403) before its bad body
+        await caller.check(runtime)  # a bad token is told so (401/403) before its bad body
         raise
-    outcome = await ingest_writer.writer_of(state).record(prepared)
+    outcome = await runtime.ingest_writer.record(prepared)
     if isinstance(outcome, Refused):
         raise refusal(outcome.role, Capability.INGEST)
     metrics.count_recorded(outcome.source, parsed, outcome)
-    fanout_notifier.sender_for(settings).notify(outcome.new_ids)
+    runtime.fanout.notify(outcome.new_ids)
     return json.dumps({"ids": outcome.ids}).encode()
 
 
@@ -92,14 +87,14 @@ class IngestFastPath:
         request = Request(scope, receive)
         try:
             # the token before the body: a stranger's body is never read
-            caller = ingest_caller(request, _header(scope, b"authorization"))
+            caller = await ingest_caller(request, _header(scope, b"authorization"))
         except Exception as exc:
             await _answer_error(request, exc, send, close=True)
             return
         try:
             source = _query_value(scope, "source")
             body = await request.body()
-            answer = await record_posted(scope["app"].state, caller, source=source, body=body)
+            answer = await record_posted(runtime_of(scope["app"]), caller, source=source, body=body)
         except BodyTooLargeError:
             raise  # the body-limit middleware answers 413
         except ClientDisconnect:

@@ -283,9 +283,10 @@ def guarded(settings: Settings, redis_client: Redis) -> Iterator[Any]:
         made.append(TestClient(app, client=(address, 40000)))
         return made[-1]
 
-    yield client
-    for each in made:
-        each.close()
+    with TestClient(app):  # the app's lifespan (its runtime) while the clients are used
+        yield client
+        for each in made:
+            each.close()
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=ROUTE_IDS)

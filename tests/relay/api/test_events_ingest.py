@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from relay import tasks
 from relay.api.app import create_app
+from relay.api.runtime import runtime_of
 from relay.ingest import fanout_notifier
 from relay.settings import Settings
 from relay.store import events, keys
@@ -92,13 +93,14 @@ def test_new_events_are_handed_to_the_workers(
 ) -> None:
     """Recorded events wait in the outbox and a `relay.fanout` task names them."""
     # given: nothing left over from earlier tests in this process
-    assert fanout_notifier.sender_for(settings).flush()
+    notifier = runtime_of(app_client.app).fanout
+    assert notifier.flush()
     redis_client.delete("celery")
     # when
     ids = _post(app_client, admin_headers, [EVENT, {**EVENT, "id": 920}]).json()["ids"]
     # then
     assert events.outbox_older_than(redis_client, age_ms=0) == ids
-    assert fanout_notifier.sender_for(settings).flush()
+    assert notifier.flush()
     assert _fanout_task_ids(redis_client) == ids
 
 

@@ -14,6 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from relay.api.app import create_app
+from relay.api.runtime import runtime_of
 from relay.cli.embedded_redis import free_port
 from relay.ingest.writer import INGEST_ROLES
 from relay.settings import Settings
@@ -157,8 +158,8 @@ def test_the_writer_stops_with_the_app(settings: Settings, redis_client: Redis) 
     with TestClient(app) as client:
         headers = {"Authorization": settings.admin_token or ""}
         assert client.post("/api/events", json=_event(1), headers=headers).status_code == 202
-        writer = app.state.ingest_writer
-    assert app.state.ingest_writer is None
+        writer = runtime_of(app).ingest_writer
+    assert app.state.runtime is None
     assert not any(thread.is_alive() for thread in writer._threads)
 
 
