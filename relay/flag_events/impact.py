@@ -15,13 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-WINDOW_MINUTES = 10
+from relay.store.evaluation_windows import WINDOW_MINUTES
+from relay.store.evaluations import FALSE, TRUE, Variation
 
 __all__ = [
-    "WINDOW_MINUTES",
     "Impact",
     "ImpactSize",
-    "Variation",
     "VariationCounts",
     "measure_impact",
     "no_evaluations",
@@ -34,27 +33,6 @@ class ImpactSize(StrEnum):
     SMALL = "small"
     MEDIUM = "medium"
     LARGE = "large"
-
-
-@dataclass(frozen=True, order=True)
-class Variation:
-    """One evaluated outcome: `bool` (`true`/`false`, from yes/no) or a `variant` name."""
-
-    kind: str
-    name: str
-
-    @property
-    def value(self) -> bool | str:
-        """The variation's value on the wire: a JSON boolean or the variant's name."""
-        return self.name == "true" if self.kind == "bool" else self.name
-
-    @property
-    def label(self) -> str:
-        return self.name if self.kind == "bool" else f"variant {self.name}"
-
-
-TRUE = Variation("bool", "true")
-FALSE = Variation("bool", "false")
 
 
 @dataclass(frozen=True)

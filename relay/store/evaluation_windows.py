@@ -11,12 +11,13 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from relay.flag_events.impact import WINDOW_MINUTES, Variation
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
-from relay.store.evaluations import MINUTE_MS, SEP
+from relay.store.evaluations import MINUTE_MS, SEP, Variation
 
-__all__ = ["Window", "evaluation_windows", "minutes_with_counts", "nonzero_span"]
+WINDOW_MINUTES = 10  # an impact compares the minutes this far before and after a flag event
+
+__all__ = ["WINDOW_MINUTES", "Window", "evaluation_windows", "minutes_with_counts", "nonzero_span"]
 
 Window = tuple[Counter[Variation], Counter[Variation]]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from relay.flag_events.impact import FALSE, TRUE, Variation
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
 
@@ -18,10 +17,34 @@ MINUTE_MS = 60_000
 MAX_BUCKET_MINUTES = 60
 SEP = "\x1f"  # between app and variation in a minute hash's fields
 
+
+@dataclass(frozen=True, order=True)
+class Variation:
+    """One evaluated outcome: `bool` (`true`/`false`, from yes/no) or a `variant` name."""
+
+    kind: str
+    name: str
+
+    @property
+    def value(self) -> bool | str:
+        """The variation's value on the wire: a JSON boolean or the variant's name."""
+        return self.name == "true" if self.kind == "bool" else self.name
+
+    @property
+    def label(self) -> str:
+        return self.name if self.kind == "bool" else f"variant {self.name}"
+
+
+TRUE = Variation("bool", "true")
+FALSE = Variation("bool", "false")
+
 __all__ = [
+    "FALSE",
     "MAX_BUCKET_MINUTES",
     "MINUTE_MS",
+    "TRUE",
     "ToggleCounts",
+    "Variation",
     "apps_by_flag",
     "evaluated_flags",
     "record_evaluations",

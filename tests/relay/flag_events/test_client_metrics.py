@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from relay.flag_events.impact import FALSE, TRUE, Variation
 from relay.store import keys
 from relay.store.client import Redis
 from relay.store.evaluation_windows import evaluation_windows, minutes_with_counts
+from relay.store.evaluations import FALSE, TRUE, Variation
 from relay.store.tokens import Role, create_token
 
 MINUTE = 60_000

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay.flag_events.impact import FALSE, TRUE, ImpactSize, Variation, measure_impact, size_of
+from relay.flag_events.impact import ImpactSize, measure_impact, size_of
+from relay.store.evaluations import FALSE, TRUE, Variation
 
 BLUE = Variation("variant", "blue")
 GREEN = Variation("variant", "green")
