@@ -209,7 +209,8 @@ def multiprocess_dir() -> str | None:
     """The directory of this machine's metric files, when this process writes there."""
     global _warned_mode
     directory = os.environ.get(MULTIPROCESS_ENV)
-    writes_files = bool(getattr(values.ValueClass, "_multiprocess", False))
+    # prometheus_client picks its value class at import: MutexValue keeps values in memory
+    writes_files = values.ValueClass is not values.MutexValue
     if writes_files and directory and os.path.isdir(directory):
         return directory
     if directory and not _warned_mode:
