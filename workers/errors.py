@@ -8,7 +8,7 @@ WorkerError                      root (a relay.errors.RelayError)
         ├── SubscriptionGoneError    the receiver answered 410 Gone: turn the subscription off
         └── UnknownFormatError       the subscription asks for a payload format we cannot render
 
-Delivery itself never raises for network problems: `workers.http.send` returns a
+Delivery itself never raises for network problems: `workers.http_client` returns a
 `SendResult` and `workers.delivery.retry.classify` decides. These exceptions are for code
 that has to stop a task (a payload that cannot be rendered) or wants to carry an
 outcome through a raise.

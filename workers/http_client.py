@@ -1,33 +1,44 @@
-"""A lean HTTP/1.1 client for the sender's event loop: httptools over asyncio streams.
+"""The relay's only HTTP client: httptools over asyncio streams, for every outbound request.
 
-httpx and httpcore spend 1-2 ms of CPU per async POST in their layers (anyio, pool
-bookkeeping, header models); a webhook needs none of that. This client writes the request
-itself (after checking every header as h11 would), parses the answer with httptools
-(llhttp, uvicorn's parser: 20 us per exchange where h11's pure-Python state machine took
-160 us, a fifth of a delivery's CPU) and keeps a small keep-alive pool per (scheme, host,
-port), with the guarantees of `workers.http.send`:
+Webhook POSTs (`LeanClient.send`, on the sender's event loop) and pulls from Unleash
+servers (`LeanClient.get`, or `SyncClient` from a synchronous task) go through it.
+httpx and httpcore spent 1-2 ms of CPU per async POST in their layers (anyio, pool
+bookkeeping, header models); aiohttp behind the same guard costs 1.8-2.1x this client's
+CPU per POST (bench/http_client.py, 2026-12-04). This client writes the request itself
+(after checking every header as h11 would), parses the answer with httptools (llhttp,
+uvicorn's parser: 20 us per exchange where h11's pure-Python state machine took 160 us, a
+fifth of a delivery's CPU) and keeps a small keep-alive pool per (scheme, host, port).
+Every request is bounded:
 
 - connections go only to addresses vetted by `relay.destinations.resolve_allowed`
-  (resolved off the loop, cached for `RESOLVE_TTL` seconds per host and port);
-- a connect timeout per address and one total deadline over the whole exchange;
-- no redirects, identity encoding, at most `delivery_max_response_bytes` read (the
-  connection is then dropped, not pooled);
+  (resolved off the loop, cached for `RESOLVE_TTL` seconds per host and port), so a DNS
+  answer changed since the URL was checked cannot point a request at an internal address;
+- a connect timeout per address and one total deadline over the whole exchange (a
+  receiver trickling a byte a second cannot hold a worker past it);
+- no redirects; a POST asks for identity encoding and reads at most
+  `delivery_max_response_bytes` (the connection is then dropped, not pooled); a GET hands
+  the raw body to its `BodyReader`, which caps and decodes it;
 - network and protocol problems come back as a `SendResult`, never raised. A pooled
   connection found dead before any byte of the answer arrived is retried once on a new
-  one: deliveries are idempotent by webhook id.
+  one: deliveries are idempotent by webhook id, and a GET is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import ipaddress
+import math
 import re
 import ssl
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache, lru_cache
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httptools
@@ -35,9 +46,18 @@ import httptools
 import relay
 from relay.destinations import DestinationError, UnresolvableHostError, resolve_allowed
 from relay.settings import Settings
-from workers.http import RECORDED_BODY_BYTES, SendResult, parse_retry_after
 
-__all__ = ["RESOLVE_TTL", "LeanClient"]
+__all__ = [
+    "RECORDED_BODY_BYTES",
+    "RESOLVE_TTL",
+    "BodyReader",
+    "LeanClient",
+    "SendResult",
+    "SyncClient",
+    "parse_retry_after",
+]
+
+RECORDED_BODY_BYTES = 1024
 
 RESOLVE_TTL = 30.0  # seconds a vetted DNS answer is reused for new connections
 KEEPALIVE_EXPIRY = 5.0  # idle seconds before a pooled connection is dropped (as httpx)
@@ -50,6 +70,49 @@ _FIELD_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+\Z")
 _BAD_FIELD_VALUE = re.compile(r"[^\t\x20-\x7e\x80-\xff]|\A[ \t]|[ \t]\Z")
 
 Origin = tuple[str, str, int]  # scheme, host, port
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one request came to; `status_code` is None when no response arrived."""
+
+    status_code: int | None
+    duration_ms: float
+    response_body: str = ""  # a POST's first RECORDED_BODY_BYTES, for the delivery's record
+    retry_after: float | None = None  # seconds, from a Retry-After header
+    error: str | None = None
+    refused: bool = False  # the destination guard refused the address: never retry
+
+
+class BodyReader(Protocol):
+    """Where `LeanClient.get` puts the answer as it arrives. Either method returning True
+    means "read no more": the connection is then dropped, not pooled. Neither may raise."""
+
+    def head(self, status: int, headers: Mapping[str, str]) -> bool:
+        """The final answer's status and headers (names lower-cased; repeats joined by ", ")."""
+        ...
+
+    def feed(self, chunk: bytes) -> bool:
+        """The next raw bytes of the body, as received (not decoded)."""
+        ...
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After value (delay-seconds or HTTP-date); None if unusable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = (moment - (now or datetime.now(UTC))).total_seconds()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 class _Failure(Exception):
@@ -91,9 +154,10 @@ class _Connection:
 
 @dataclass
 class _Exchange:
-    """One send in progress, turned into a SendResult at the end (as `workers.http`)."""
+    """One request in progress, turned into a SendResult at the end."""
 
     limit: int
+    reader: BodyReader | None = None  # a GET's: takes the body, which `body` never holds
     started: float = field(default_factory=time.perf_counter)
     status_code: int | None = None
     retry_after: float | None = None
@@ -124,21 +188,50 @@ class _Exchange:
 
 
 class LeanClient:
-    """Webhook POSTs over pooled keep-alive connections; use on one event loop only."""
+    """Requests over pooled keep-alive connections; use on one event loop only.
 
-    def __init__(self, settings: Settings) -> None:
+    `timeout` (total, per request) and `connect_timeout` (per address) default to the
+    delivery settings; the pull client passes the pull settings.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> None:
         self._settings = settings
+        self._timeout = settings.delivery_timeout if timeout is None else timeout
+        self._connect_timeout = (
+            settings.delivery_connect_timeout if connect_timeout is None else connect_timeout
+        )
         self._idle: dict[Origin, deque[_Connection]] = {}
         self._resolved: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._next_sweep = time.monotonic() + KEEPALIVE_EXPIRY
 
     async def send(self, *, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
-        """POST `body` to `url` within `delivery_timeout`; never raises for the network."""
+        """POST `body` as JSON to `url` within the timeout; never raises for the network."""
         exchange = _Exchange(self._settings.delivery_max_response_bytes)
+        return await self._perform(exchange, b"POST", url, headers, body)
+
+    async def get(self, *, url: str, headers: Mapping[str, str], reader: BodyReader) -> SendResult:
+        """GET `url` within the timeout, the answer going to `reader` as it arrives (the
+        result's `response_body` stays empty); never raises for the network."""
+        return await self._perform(_Exchange(0, reader), b"GET", url, headers, b"")
+
+    async def _perform(
+        self,
+        exchange: _Exchange,
+        method: bytes,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> SendResult:
         try:
-            async with asyncio.timeout(self._settings.delivery_timeout):
+            async with asyncio.timeout(self._timeout):
                 target = _parse_url(url)
-                request = _request(target, headers, body)
+                request = _request(target, headers, body, method)
                 await self._exchange(target, request, exchange)
         except _Failure as failure:
             message = exchange.cut(failure.message) if failure.cut else failure.message
@@ -224,7 +317,7 @@ class LeanClient:
         failure: _Failure = _Failure(f"connection failed: no address to connect to for {host}")
         for address in addresses:
             try:
-                async with asyncio.timeout(self._settings.delivery_connect_timeout):
+                async with asyncio.timeout(self._connect_timeout):
                     reader, writer = await asyncio.open_connection(
                         address,
                         port,
@@ -325,9 +418,35 @@ class _Answer:
             self.keep_alive = self.parser.should_keep_alive()
 
 
+class _Download(_Answer):
+    """A GET's answer: every header kept for its reader, which takes the body too."""
+
+    def __init__(self, exchange: _Exchange, reader: BodyReader) -> None:
+        super().__init__(exchange)
+        self.reader = reader
+        self.headers: dict[str, str] = {}
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if not self.final:
+            self.headers = {}  # a 1xx's headers: the final answer's follow
+        elif self.reader.head(self.exchange.status_code or 0, self.headers):
+            self.full = True
+
+    def on_body(self, body: bytes) -> None:
+        if self.final and not self.full and self.reader.feed(body):
+            self.full = True
+
+
 async def _read_answer(connection: _Connection, exchange: _Exchange) -> bool:
     """Read the answer; True if it ended cleanly on a connection that stays open."""
-    answer = _Answer(exchange)
+    reader = exchange.reader
+    answer = _Answer(exchange) if reader is None else _Download(exchange, reader)
     while not (answer.complete or answer.full):
         chunk = await connection.reader.read(_READ_SIZE)
         if not chunk:
@@ -378,8 +497,11 @@ def _parse_url(url: str) -> _Target:
     return _Target((scheme, host, port), path.encode("ascii"), host_header)
 
 
-def _request(target: _Target, headers: Mapping[str, str], body: bytes) -> bytes:
-    """The POST as written to the wire; a header that cannot be sent is a _Failure."""
+def _request(
+    target: _Target, headers: Mapping[str, str], body: bytes, method: bytes = b"POST"
+) -> bytes:
+    """The request as written to the wire (a POST's body as JSON, a GET without one); a
+    header that cannot be sent is a _Failure."""
     merged = {
         "host": target.host_header,
         "user-agent": f"relay/{relay.__version__}",
@@ -387,7 +509,7 @@ def _request(target: _Target, headers: Mapping[str, str], body: bytes) -> bytes:
         "accept-encoding": "identity",
     }
     merged.update((name.lower(), value) for name, value in headers.items())
-    lines = [b"POST " + target.target + b" HTTP/1.1"]
+    lines = [method + b" " + target.target + b" HTTP/1.1"]
     try:
         for name, value in merged.items():
             if name in _DROPPED:
@@ -397,6 +519,8 @@ def _request(target: _Target, headers: Mapping[str, str], body: bytes) -> bytes:
             lines.append(f"{name}: {value}".encode("ascii"))
     except (ValueError, UnicodeError) as exc:  # e.g. a newline in a header
         raise _Failure(f"protocol error: invalid request: {exc}", cut=False) from exc
+    if method == b"GET":
+        return b"\r\n".join(lines) + b"\r\n\r\n"
     lines.append(b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body))
     return b"\r\n".join(lines) + body
 
@@ -412,3 +536,35 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class SyncClient:
+    """A `LeanClient` for synchronous callers (the pull task): its own event loop, run in
+    the calling thread, which must not be running one. Keep-alive lasts until `close`."""
+
+    def __init__(self, settings: Settings, *, timeout: float, connect_timeout: float) -> None:
+        self._runner = asyncio.Runner()
+        self._client = LeanClient(settings, timeout=timeout, connect_timeout=connect_timeout)
+
+    def get(self, *, url: str, headers: Mapping[str, str], reader: BodyReader) -> SendResult:
+        """`LeanClient.get`, waited for."""
+        return self._run(self._client.get(url=url, headers=headers, reader=reader))
+
+    def close(self) -> None:
+        """Close every connection and the loop."""
+        self._run(self._client.aclose())
+        self._runner.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        return self._runner.run(coroutine)

@@ -8,7 +8,9 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,7 @@ import pytest
 
 from relay.settings import Settings
 from workers.delivery.retry import Outcome, classify
-from workers.http import SendResult
-from workers.http_client import LeanClient
+from workers.http_client import LeanClient, SendResult, SyncClient, parse_retry_after
 
 BODY = b'{"id":1,"type":"feature-created"}'
 FAST = Settings(allow_private_destinations=True, delivery_timeout=1.0, delivery_connect_timeout=0.5)
@@ -422,3 +423,123 @@ def test_a_cut_body_is_recorded_as_an_error(serve: Any) -> None:
     assert result.error is not None and "closed the connection" in result.error
     assert result.response_body == "only this"
     assert classify(result) is Outcome.DELIVERED  # it answered 200: it has the event
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, Outcome.DELIVERED),
+        (204, Outcome.DELIVERED),
+        (410, Outcome.GONE),
+        (404, Outcome.RETRY),
+        (429, Outcome.RETRY),
+        (503, Outcome.RETRY),
+        (308, Outcome.RETRY),
+    ],
+)
+def test_status_codes_classify(status: int, outcome: Outcome, serve: Any) -> None:
+    """The status code alone decides between delivered, gone and retry."""
+    server = serve(lambda c, h: c.sendall(reply(f"{status} X", b"")) is None)
+    [result] = post_all([server.url])
+    assert result.status_code == status and result.error is None
+    assert classify(result) is outcome
+
+
+def test_retry_after_http_date_is_seconds_from_now(serve: Any) -> None:
+    """Retry-After as an HTTP date is the time left until it."""
+    moment = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    extra = f"retry-after: {moment}\r\n".encode()
+    server = serve(lambda c, h: c.sendall(reply("429 Slow down", b"", extra)) is None)
+    [result] = post_all([server.url])
+    assert result.retry_after is not None and 85 <= result.retry_after <= 90
+
+
+NOW = datetime(2015, 10, 21, 7, 26, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        (" 30 ", 30.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 90.0),
+        ("Wednesday, 21-Oct-15 07:28:00 GMT", 90.0),
+        ("Wed Oct 21 07:28:00 2015", 90.0),
+        ("Wed, 21 Oct 2015 07:00:00 GMT", 0.0),
+        ("-5", None),
+        ("1.5", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
+    """delay-seconds and the three HTTP date forms parse; past dates are 0; garbage is None."""
+    assert parse_retry_after(value, now=NOW) == seconds
+
+
+class Collector:
+    """A BodyReader keeping what it is given; stops after `stop_after` body bytes."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.stop_after = stop_after
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+
+    def head(self, status: int, headers: Mapping[str, str]) -> bool:
+        self.status, self.headers = status, dict(headers)
+        return False
+
+    def feed(self, chunk: bytes) -> bool:
+        self.body += chunk
+        return self.stop_after is not None and len(self.body) >= self.stop_after
+
+
+def get_all(urls: list[str], readers: list[Collector]) -> list[SendResult]:
+    """GET each URL in turn through one synchronous client, into its reader."""
+    with SyncClient(FAST, timeout=1.0, connect_timeout=0.5) as client:
+        return [
+            client.get(url=url, headers={"authorization": "t"}, reader=reader)
+            for url, reader in zip(urls, readers, strict=True)
+        ]
+
+
+def test_get_gives_the_reader_the_status_headers_and_raw_body(serve: Any) -> None:
+    """A GET has no body or content headers; the reader gets every header and the raw body."""
+    # given
+    extra = b"content-encoding: gzip\r\nx-twice: a\r\nx-twice: b\r\n"
+    server = serve(lambda c, h: c.sendall(reply("200 OK", b"\x1f\x8bnot inflated", extra)) is None)
+    reader = Collector()
+    # when
+    [result] = get_all([server.url + "?offset=0"], [reader])
+    # then
+    assert (result.status_code, result.error, result.response_body) == (200, None, "")
+    assert reader.status == 200 and bytes(reader.body) == b"\x1f\x8bnot inflated"
+    assert reader.headers["content-encoding"] == "gzip"
+    assert reader.headers["x-twice"] == "a, b"
+    [request] = server.requests
+    assert request.startswith(b"GET /hook?offset=0 HTTP/1.1\r\n")
+    assert request.endswith(b"\r\n\r\n")
+    head = request[: -len(b"\r\n\r\n")]
+    assert _header(head, b"content-length") is None and _header(head, b"content-type") is None
+    assert _header(head, b"authorization") == b"t"
+
+
+def test_get_keeps_alive_until_a_reader_stops_early(serve: Any) -> None:
+    """Whole answers keep the connection; a reader that wants no more has it dropped."""
+
+    def in_two_parts(connection: socket.socket, head: bytes) -> bool:
+        answer = reply("200 OK", b"x" * 1000)
+        connection.sendall(answer[:-990])
+        time.sleep(0.05)
+        connection.sendall(answer[-990:])
+        return True
+
+    server = serve(in_two_parts)
+    readers = [Collector(), Collector(), Collector(stop_after=1), Collector()]
+    results = get_all([server.url] * 4, readers)
+    assert [r.status_code for r in results] == [200] * 4
+    assert [len(r.body) for r in readers] == [1000, 1000, 10, 1000]
+    assert server.connections == 2  # the third answer was left half read: not pooled

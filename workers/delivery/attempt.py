@@ -12,7 +12,7 @@ from relay.store.deliveries import Delivery, Finish
 from relay.store.subscriptions import SubscriptionRecord
 from workers.delivery.retry import Outcome
 from workers.delivery.sender import OutboundRequest
-from workers.http import SendResult
+from workers.http_client import SendResult
 
 
 @dataclass(frozen=True)

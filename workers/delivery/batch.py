@@ -33,7 +33,7 @@ from workers.delivery.retry import Outcome, classify, next_delay, reach
 from workers.delivery.sender import OutboundRequest, SendAll
 from workers.delivery.subscription_cache import SubscriptionCache
 from workers.errors import UnknownFormatError
-from workers.http import SendResult
+from workers.http_client import SendResult
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from relay.settings import Settings
 from relay.store.deliveries import Reach
-from workers.http import SendResult
+from workers.http_client import SendResult
 
 __all__ = ["Outcome", "classify", "next_delay", "reach"]
 

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from relay.settings import Settings
-from workers.http import SendResult
-from workers.http_client import LeanClient
+from workers.http_client import LeanClient, SendResult
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import httpx
 from pydantic import ValidationError
 
 from relay import tasks
@@ -39,6 +38,7 @@ from relay.store.sources import (
     sources_to_pull,
 )
 from workers.celery_app import app, settings_of
+from workers.http_client import SyncClient
 from workers.pull.unleash_client import PullError, PullRefusedError, build_client, fetch_page
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def _record(client: Redis, source: PullSource, *, error: str | None) -> None:
 
 
 def pull_source(
-    client: Redis, http: httpx.Client, *, source: PullSource, settings: Settings
+    client: Redis, http: SyncClient, *, source: PullSource, settings: Settings
 ) -> PullResult:
     """Record what `source` has that the relay has not seen; skipped if another worker is on it."""
     lock_name = f"pull:{source.name}"
@@ -131,7 +131,7 @@ def pull_source(
 @dataclass
 class _Pull:
     client: Redis
-    http: httpx.Client
+    http: SyncClient
     source: PullSource
     settings: Settings
     lock: tuple[str, str, int]

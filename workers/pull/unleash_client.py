@@ -1,14 +1,14 @@
 """Reading an Unleash server's event search (`GET /api/admin/search/events`), newest first.
 
-A pull is held to a webhook delivery's bounds, over the same network layer
-(`workers.connections`, under `workers.http`):
+A pull is held to a webhook delivery's bounds, through the same client
+(`workers.http_client`, its synchronous `SyncClient`):
 
 - connections go only to addresses the destination guard vetted: the host is resolved
   once, every address is checked, and the socket opens to a checked address (no DNS
   rebinding between check and connect); redirects are never followed;
 - one deadline, `pull_timeout`, covers the whole request, so a server trickling a byte a
   second cannot hold a worker past it;
-- the body is read as it arrives and decoded here, not by httpx: gzip and deflate (the
+- the body is read as it arrives and decoded here, not by the client: gzip and deflate (the
   encodings asked for) are inflated at most `INFLATE_STEP` bytes per call, and the page is
   refused as soon as its decoded bytes pass `pull_max_page_bytes`, or its compressed
   bytes do (a stream that inflates to nothing is cut too). Any other content-encoding
@@ -19,20 +19,19 @@ A pull is held to a webhook delivery's bounds, over the same network layer
 
 from __future__ import annotations
 
-import time
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlencode
 
-import httpx
 from pydantic_core import from_json
 
-import relay
-from relay.destinations import GUARD_HINT, DestinationError, UnresolvableHostError
+from relay.destinations import GUARD_HINT
 from relay.settings import Settings
 from relay.store.sources import PullSource
-from workers.connections import deadline, guarded_transport
 from workers.errors import WorkerError
+from workers.http_client import SyncClient
 
 __all__ = ["PullError", "PullRefusedError", "SearchPage", "build_client", "fetch_page"]
 
@@ -59,61 +58,86 @@ class SearchPage:
     total: int | None  # None when the server did not say
 
 
-def build_client(settings: Settings) -> httpx.Client:
-    """A client for pulls: guarded connections, explicit timeouts, no redirects, no env proxy."""
-    return httpx.Client(
-        transport=guarded_transport(settings),
-        timeout=httpx.Timeout(settings.pull_timeout, connect=settings.pull_connect_timeout),
-        follow_redirects=False,
-        trust_env=False,  # a proxy from the environment would bypass the destination guard
-        headers={
-            "Accept": "application/json",
-            "Accept-Encoding": ACCEPT_ENCODING,
-            "User-Agent": f"relay/{relay.__version__}",
-        },
+def build_client(settings: Settings) -> SyncClient:
+    """A client for pulls: guarded connections, the pull timeouts, no redirects."""
+    return SyncClient(
+        settings, timeout=settings.pull_timeout, connect_timeout=settings.pull_connect_timeout
     )
 
 
 def fetch_page(
-    http: httpx.Client, *, source: PullSource, offset: int, limit: int, settings: Settings
+    http: SyncClient, *, source: PullSource, offset: int, limit: int, settings: Settings
 ) -> SearchPage:
     """Events `offset` to `offset + limit` of `source`'s search, newest first."""
     url = f"{source.url}{SEARCH_PATH}"
-    params = {"offset": str(offset), "limit": str(limit)}
-    ends_at = time.monotonic() + settings.pull_timeout
-    try:
-        with (
-            deadline(ends_at),
-            http.stream("GET", url, params=params, headers={"Authorization": source.token}) as r,
-        ):
-            body = _read_page(r, source=source, settings=settings, ends_at=ends_at)
-    except UnresolvableHostError as exc:
-        raise PullError(f"{_who(source)}: {exc.reason}") from exc
-    except DestinationError as exc:
-        raise PullRefusedError(
-            f"{_who(source)}: destination refused: {exc.reason}; {GUARD_HINT}"
-        ) from exc
-    except httpx.TimeoutException as exc:
-        raise PullError(_timed_out(source, settings)) from exc
-    except httpx.HTTPError as exc:
-        raise PullError(f"{_who(source)}: cannot read {url}: {exc!r}") from exc
-    return _page(source, body)
+    headers = {
+        "accept": "application/json",
+        "accept-encoding": ACCEPT_ENCODING,
+        "authorization": source.token,
+    }
+    query = urlencode({"offset": offset, "limit": limit})
+    reader = _PageReader(source, settings.pull_max_page_bytes)
+    result = http.get(url=f"{url}?{query}", headers=headers, reader=reader)
+    if result.refused:
+        raise PullRefusedError(f"{_who(source)}: {result.error}; {GUARD_HINT}")
+    if result.error is not None:
+        raise PullError(f"{_who(source)}: cannot read {url}: {result.error}")
+    return _page(source, reader.finish(url))
 
 
-def _read_page(
-    response: httpx.Response, *, source: PullSource, settings: Settings, ends_at: float
-) -> bytes:
-    if response.status_code != 200:
-        raise PullError(f"{_who(source)}: {source.url}{SEARCH_PATH} {_refusal(response)}")
-    body = _Body(_encoding(response, source), settings.pull_max_page_bytes)
-    try:
-        for chunk in response.iter_raw():
-            body.feed(chunk)
-            if time.monotonic() >= ends_at:
-                raise PullError(_timed_out(source, settings))
-        return body.finish()
-    except _BadBodyError as exc:
-        raise PullError(f"{_who(source)}: {exc}") from exc
+class _PageReader:
+    """A `BodyReader` for one search page: a 200's body decoded within the cap, or what a
+    refusing server said; the first problem is kept, and reading stops there."""
+
+    def __init__(self, source: PullSource, limit: int) -> None:
+        self.source = source
+        self.limit = limit
+        self.status = 0
+        self.headers: Mapping[str, str] = {}
+        self.body: _Body | None = None  # a 200's
+        self.refusal = bytearray()  # the start of anything else's
+        self.problem: PullError | None = None
+
+    def head(self, status: int, headers: Mapping[str, str]) -> bool:
+        self.status, self.headers = status, headers
+        if status != 200:  # read a refusal's text only when it is not compressed
+            return _is_redirect(status, headers) or _encoding_of(headers) != "identity"
+        try:
+            self.body = _Body(_encoding(headers, self.source), self.limit)
+        except PullError as exc:
+            self.problem = exc
+            return True
+        return False
+
+    def feed(self, chunk: bytes) -> bool:
+        if self.body is None:
+            self.refusal += chunk
+            return len(self.refusal) >= ERROR_BODY_CHARS
+        try:
+            self.body.feed(chunk)
+        except _BadBodyError as exc:
+            self.problem = PullError(f"{_who(self.source)}: {exc}")
+            return True
+        return False
+
+    def finish(self, url: str) -> bytes:
+        """The page's decoded bytes, once the answer has been read; PullError if refused."""
+        if self.problem is not None:
+            raise self.problem
+        if self.body is None:
+            raise PullError(f"{_who(self.source)}: {url} {self._refused()}")
+        try:
+            return self.body.finish()
+        except _BadBodyError as exc:
+            raise PullError(f"{_who(self.source)}: {exc}") from exc
+
+    def _refused(self) -> str:
+        """`answered 401: '...'`; for a redirect, where to, and that it was not followed."""
+        if _is_redirect(self.status, self.headers):
+            target = self.headers.get("location", "")[:ERROR_BODY_CHARS]
+            return f"answered {self.status} to {target!r} (redirects are not followed)"
+        text = bytes(self.refusal[:ERROR_BODY_CHARS]).decode("utf-8", errors="replace")
+        return f"answered {self.status}: {text!r}"
 
 
 def _page(source: PullSource, body: bytes) -> SearchPage:
@@ -198,10 +222,14 @@ def _zlib_header(head: bytes) -> bool:
     return head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
 
 
-def _encoding(response: httpx.Response, source: PullSource) -> str:
+def _encoding_of(headers: Mapping[str, str]) -> str:
+    return headers.get("content-encoding", "identity").strip().lower() or "identity"
+
+
+def _encoding(headers: Mapping[str, str], source: PullSource) -> str:
     codings = [
         coding.strip().lower()
-        for coding in response.headers.get("content-encoding", "").split(",")
+        for coding in headers.get("content-encoding", "").split(",")
         if coding.strip().lower() not in ("", "identity")
     ]
     if not codings:
@@ -212,25 +240,10 @@ def _encoding(response: httpx.Response, source: PullSource) -> str:
     raise PullError(f"{_who(source)}: content-encoding {shown!r} was not asked for; not decoded")
 
 
-def _refusal(response: httpx.Response) -> str:
-    """`answered 401: '...'`; for a redirect, where to, and that it was not followed."""
-    if response.is_redirect:
-        target = response.headers.get("location", "")[:ERROR_BODY_CHARS]
-        return f"answered {response.status_code} to {target!r} (redirects are not followed)"
-    text = ""
-    if response.headers.get("content-encoding", "identity").strip().lower() == "identity":
-        kept = bytearray()
-        for chunk in response.iter_raw():
-            kept += chunk
-            if len(kept) >= ERROR_BODY_CHARS:
-                break
-        text = bytes(kept[:ERROR_BODY_CHARS]).decode("utf-8", errors="replace")
-    return f"answered {response.status_code}: {text!r}"
+def _is_redirect(status: int, headers: Mapping[str, str]) -> bool:
+    # as httpx's Response.is_redirect
+    return status in (301, 302, 303, 307, 308) and "location" in headers
 
 
 def _who(source: PullSource) -> str:
     return f"{source.name} (RELAY_UNLEASH_URL)" if source.from_settings else source.name
-
-
-def _timed_out(source: PullSource, settings: Settings) -> str:
-    return f"{_who(source)}: timed out (pull timeout {settings.pull_timeout:g} s, total)"

@@ -9,7 +9,7 @@ import pytest
 from relay.settings import Settings
 from relay.store.deliveries import Reach
 from workers.delivery.retry import Outcome, classify, next_delay, reach
-from workers.http import SendResult
+from workers.http_client import SendResult
 
 SCHEDULE = Settings(retry_schedule=[5, 300, 1800], retry_jitter=0.2, retry_after_cap=3600)
 EXACT = Settings(retry_schedule=[5, 300, 1800], retry_jitter=0.0, retry_after_cap=3600)

@@ -10,7 +10,7 @@ import pytest
 
 from relay.settings import Settings
 from workers.delivery.sender import Batch, LoopSender, OutboundRequest, SendAll
-from workers.http import SendResult
+from workers.http_client import SendResult
 
 
 def batch_to(url: str, results: list[SendResult]) -> Batch:

@@ -11,7 +11,7 @@ from relay.store.deliveries import Delivery, DeliveryKind, DeliveryState, Finish
 from workers.delivery import telemetry
 from workers.delivery.attempt import Done, Prepared
 from workers.delivery.retry import Outcome
-from workers.http import SendResult
+from workers.http_client import SendResult
 
 CREATED = "2024-05-01T12:00:00Z"
 CREATED_MS = 1_714_564_800_000
