@@ -25,8 +25,10 @@ class Readiness(BaseModel):
     missing: list[str]
 
 
+# async: answered on the event loop, never waiting for a thread of the pool that the sync
+# routes share (all of them may wait on a stalled Redis; tests/relay/api/test_redis_stall.py)
 @router.get("/healthz", response_model=Health)
-def healthz() -> Health:
+async def healthz() -> Health:
     """The API process is alive."""
     return Health(status="ok")
 
