@@ -21,10 +21,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from relay.flag_events.experiments import EXPERIMENT_TYPE, Iteration
-from relay.store import flag_event_scripts as scripts
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
 from relay.store.events import get_events
+from relay.store.flag_events import documents_mentioning, documents_with
 
 __all__ = ["ExperimentCache"]
 
@@ -106,13 +106,13 @@ def _mentioning(client: Redis, *, project: str, ids: list[str] | None) -> list[i
     """Global events of the project (all, or those among `ids`) mentioning `experiment`."""
     index = keys.global_flag_events(project)
     if ids is None:
-        return scripts.documents_mentioning(client, index=index, needle=EXPERIMENT_TYPE)
+        return documents_mentioning(client, index=index, needle=EXPERIMENT_TYPE)
     if not ids:
         return []
     with translate_errors():
         scores = client.zmscore(index, ids)
     global_ids = [member for member, score in zip(ids, scores, strict=True) if score is not None]
-    return scripts.documents_with(client, ids=global_ids, needle=EXPERIMENT_TYPE)
+    return documents_with(client, ids=global_ids, needle=EXPERIMENT_TYPE)
 
 
 def _flags_of(client: Redis, ids: list[int]) -> set[str]:

@@ -7,18 +7,19 @@ good), `gone` (the receiver answered 410 and the subscription was turned off) an
 worker: relay:due holds every delivery still to attempt, relay:claims the leases of those
 being attempted, and each subscription's waiting set the deliveries that were due while it
 had no free send slot (`Limits.max_in_flight`) or while its circuit was open. See
-relay/store/delivery_scripts.py for the atomic transitions.
+relay/store/lua/ (create_deliveries, claim, finish, wake, take_due, revive) for the atomic
+transitions.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from relay.store import delivery_scripts, keys
+from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
 
 ATTEMPTS_KEPT = 50  # per delivery; the schedule has fewer steps, revivals add more
@@ -156,15 +157,16 @@ def create_deliveries(
 def _create_chunk(
     client: Redis, chunk: Sequence[NewDelivery], *, now_ms: int, due_at_ms: int
 ) -> list[str]:
-    script_keys: list[str] = [keys.DUE]
-    args: list[str | int] = [now_ms, due_at_ms, RECENT_PER_SUBSCRIPTION]
-    for item in chunk:
-        script_keys += [keys.delivery(item.id), keys.subscription_deliveries(item.sub_id)]
-        event = "" if item.event_id is None else str(item.event_id)
-        args += [item.id, item.kind.value, item.sub_id, event]
-    with translate_errors():
-        ids: list[str] = client.register_script(delivery_scripts.CREATE)(script_keys, args)
-    return ids
+    return scripts.create_deliveries(
+        client,
+        deliveries=[
+            scripts.NewDeliveryArgs(item.id, item.kind.value, item.sub_id, item.event_id)
+            for item in chunk
+        ],
+        now_ms=now_ms,
+        due_at_ms=due_at_ms,
+        kept_per_subscription=RECENT_PER_SUBSCRIPTION,
+    )
 
 
 def claim(
@@ -207,27 +209,15 @@ def _claim(
     lease_ms: int,
     cap: int,
 ) -> tuple[list[Delivery], list[str]]:
-    positions = _positions(subs.get(i, "") for i in ids)
-    script_keys = [keys.DUE, keys.CLAIMS, keys.WAITING]
-    for sub_id in positions:
-        script_keys += _slot_keys(sub_id)
-    script_keys += [keys.delivery(i) for i in ids]
-    args: list[str | int] = [now_ms, now_ms + lease_ms, cap, len(positions), *positions]
-    for delivery_id in ids:
-        args += [delivery_id, positions.get(subs.get(delivery_id, ""), 0)]
-    with translate_errors():
-        flat, unknown = client.register_script(delivery_scripts.CLAIM)(script_keys, args)
+    flat, unknown = scripts.claim(
+        client,
+        deliveries=[(delivery_id, subs.get(delivery_id, "")) for delivery_id in ids],
+        now_ms=now_ms,
+        lease_until_ms=now_ms + lease_ms,
+        cap=cap,
+    )
     claimed = [_delivery(flat[i], _pairs(flat[i + 1])) for i in range(0, len(flat), 2)]
-    return claimed, list(unknown)
-
-
-def _positions(sub_ids: Iterable[str]) -> dict[str, int]:
-    """Each distinct subscription id (not "") and its position, from 1, as the scripts take them."""
-    positions: dict[str, int] = {}
-    for sub_id in sub_ids:
-        if sub_id and sub_id not in positions:
-            positions[sub_id] = len(positions) + 1
-    return positions
+    return claimed, unknown
 
 
 def subscriptions_of(client: Redis, *, ids: Sequence[str]) -> dict[str, str]:
@@ -261,40 +251,33 @@ def settle(
     circuits, and hand each freed slot to the oldest waiting delivery of its subscription."""
     if not results:
         return Settled([], [], [], [])
-    positions = _positions(r.sub_id for r in results) if limits is not None else {}
-    script_keys = [keys.DUE, keys.CLAIMS, keys.DEAD, keys.CIRCUITS, keys.WAITING]
-    for sub_id in positions:
-        script_keys += [*_slot_keys(sub_id), keys.subscription(sub_id)]
-    args: list[str | int] = [now_ms, ATTEMPTS_KEPT, ttl_s, *_limit_args(limits, now_ms)]
-    args += [len(positions), *positions]
-    for result in results:
-        script_keys += [
-            keys.delivery(result.delivery_id),
-            keys.delivery_attempts(result.delivery_id),
-        ]
-        args += [
-            result.delivery_id,
-            result.state.value,
-            "" if result.next_attempt_at is None else result.next_attempt_at,
-            result.reason,
-            "" if result.attempt is None else json.dumps(asdict(result.attempt)),
-            positions.get(result.sub_id, 0),
-            result.reach.value,
-        ]
-    with translate_errors():
-        changed, promoted, opened, closed = client.register_script(delivery_scripts.FINISH)(
-            script_keys, args
-        )
-    return Settled(list(changed), list(promoted), list(opened), list(closed))
+    changed, promoted, opened, closed = scripts.finish(
+        client,
+        results=[_finish_args(result, limited=limits is not None) for result in results],
+        now_ms=now_ms,
+        attempts_kept=ATTEMPTS_KEPT,
+        ttl_s=ttl_s,
+        slots=_slot_args(limits, now_ms),
+    )
+    return Settled(changed, promoted, opened, closed)
+
+
+def _finish_args(result: Finish, *, limited: bool) -> scripts.FinishArgs:
+    """Without limits no slot is freed and no reach counted: the subscription is left out."""
+    return scripts.FinishArgs(
+        delivery_id=result.delivery_id,
+        state=result.state.value,
+        next_at_ms=result.next_attempt_at,
+        reason=result.reason,
+        attempt_json="" if result.attempt is None else json.dumps(asdict(result.attempt)),
+        sub_id=result.sub_id if limited else "",
+        reach=result.reach.value,
+    )
 
 
 def take_due(client: Redis, *, now_ms: int, requeue_ms: int, limit: int) -> list[str]:
     """Deliveries due now; each is due again `requeue_ms` later unless a worker claims it."""
-    with translate_errors():
-        ids: list[str] = client.register_script(delivery_scripts.TAKE_DUE)(
-            [keys.DUE], [now_ms, now_ms + requeue_ms, limit]
-        )
-    return ids
+    return scripts.take_due(client, now_ms=now_ms, requeue_at_ms=now_ms + requeue_ms, limit=limit)
 
 
 # waiting deliveries of a subscription turned off or deleted, released per pump run
@@ -311,39 +294,26 @@ def wake(client: Redis, *, now_ms: int, limits: Limits, live: Collection[str]) -
         subs.update(client.zrange(keys.CIRCUITS, 0, -1))  # type: ignore[arg-type]
     if not subs:
         return []
-    script_keys = [keys.DUE, keys.CIRCUITS, keys.WAITING]
-    args: list[str | int] = [
-        now_ms,
-        now_ms + limits.lease_ms,
-        limits.max_in_flight,
-        RELEASE_PER_RUN,
-    ]
-    for sub_id in sorted(subs):
-        script_keys += _slot_keys(sub_id)
-        args += [sub_id, 0 if sub_id in live else 1]
-    with translate_errors():
-        ids: list[str] = client.register_script(delivery_scripts.WAKE)(script_keys, args)
-    return ids
+    return scripts.wake(
+        client,
+        subscriptions=[(sub_id, sub_id not in live) for sub_id in sorted(subs)],
+        now_ms=now_ms,
+        lease_until_ms=now_ms + limits.lease_ms,
+        cap=limits.max_in_flight,
+        release_max=RELEASE_PER_RUN,
+    )
 
 
-def _slot_keys(sub_id: str) -> list[str]:
-    return [
-        keys.subscription_inflight(sub_id),
-        keys.subscription_waiting(sub_id),
-        keys.subscription_status(sub_id),
-    ]
-
-
-def _limit_args(limits: Limits | None, now_ms: int) -> list[int]:
+def _slot_args(limits: Limits | None, now_ms: int) -> scripts.SlotArgs:
     if limits is None:
-        return [0, 0, 0, 0, 0]
-    return [
-        limits.max_in_flight,
-        now_ms + limits.lease_ms,
-        limits.circuit_failures,
-        limits.circuit_cooldown_ms,
-        limits.circuit_cooldown_max_ms,
-    ]
+        return scripts.SlotArgs(0, 0, 0, 0, 0)
+    return scripts.SlotArgs(
+        cap=limits.max_in_flight,
+        lease_until_ms=now_ms + limits.lease_ms,
+        failures=limits.circuit_failures,
+        cooldown_ms=limits.circuit_cooldown_ms,
+        cooldown_max_ms=limits.circuit_cooldown_max_ms,
+    )
 
 
 def drop_expired_claims(client: Redis, *, now_ms: int) -> int:
@@ -363,17 +333,7 @@ def revive(client: Redis, *, delivery_id: str, now_ms: int, due_at_ms: int) -> s
 
     None when it does not exist; a delivered one is left alone (`delivered` is returned).
     """
-    script_keys = [
-        keys.delivery(delivery_id),
-        keys.delivery_attempts(delivery_id),
-        keys.DUE,
-        keys.DEAD,
-    ]
-    with translate_errors():
-        previous: str | None = client.register_script(delivery_scripts.REVIVE)(
-            script_keys, [delivery_id, now_ms, due_at_ms]
-        )
-    return previous
+    return scripts.revive(client, delivery_id=delivery_id, now_ms=now_ms, due_at_ms=due_at_ms)
 
 
 def get_delivery(client: Redis, *, delivery_id: str) -> Delivery | None:

@@ -22,8 +22,9 @@ from typing import Any, Final
 from pydantic import TypeAdapter
 
 from relay.clock import now_rfc3339, rfc3339_ms
-from relay.store import event_scripts, keys
+from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
+from relay.store.scripts import EventArgs
 
 DAY_MS: Final = 86_400_000
 DEFAULT_RETENTION_MS: Final = 30 * DAY_MS
@@ -32,7 +33,6 @@ DEFAULT_RETENTION_MS: Final = 30 * DAY_MS
 PAGE_MAX_BYTES: Final = 4 * 1024 * 1024
 
 _DOCUMENT: Final = TypeAdapter(dict[str, Any])
-_SCRIPT_KEYS: Final = (keys.EVENT_SEQ, keys.EVENTS_ALL, keys.EVENTS_TIME, keys.OUTBOX)
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,13 @@ class EventPage:
 class RecordRequest:
     """One request's valid events (relay.ingest.unleash_event), as the record script reads them."""
 
-    args: list[str | bytes]  # six per event (relay/store/event_scripts.py)
+    events: list[EventArgs]
     source: str  # '' = the id of the token behind `token_hash_key`
     token_hash_key: str = ""  # '' = the caller's token was checked already
 
     @property
     def count(self) -> int:
-        return len(self.args) // 6
+        return len(self.events)
 
 
 def prepare(
@@ -77,10 +77,8 @@ def prepare(
 ) -> RecordRequest:
     """Turn events into a RecordRequest (CPU only: no Redis)."""
     now_text = now_rfc3339()
-    args: list[str | bytes] = []
-    for event in events:
-        args.extend(_event_args(event, now_text=now_text))
-    return RecordRequest(args=args, source=source, token_hash_key=token_hash_key)
+    args = [_event_args(event, now_text=now_text) for event in events]
+    return RecordRequest(events=args, source=source, token_hash_key=token_hash_key)
 
 
 def record_requests(
@@ -95,22 +93,13 @@ def record_requests(
     A request with a `token_hash_key` is recorded only if that token exists and has one
     of `allowed_roles`; each request is all or nothing, and dedupe spans all of them.
     """
-    args: list[str | bytes | int] = [
-        keys.event(""),
-        keys.dedupe("", "")[:-1],
-        keys.token(""),
-        dedupe_ttl_ms,
-        int(time.time() * 1000),
-        f" {' '.join(allowed_roles)} ",
-    ]
-    for request in requests:
-        source_json = json.dumps(request.source) if request.source else ""
-        args += (request.count, request.token_hash_key, request.source, source_json)
-        args += request.args
-    with translate_errors():
-        results: list[list[Any]] = event_scripts.run_script(
-            client, event_scripts.RECORD, event_scripts.RECORD_SHA, 4, *_SCRIPT_KEYS, *args
-        )
+    results = scripts.record(
+        client,
+        requests=requests,
+        dedupe_ttl_ms=dedupe_ttl_ms,
+        now_ms=int(time.time() * 1000),
+        allowed_roles=allowed_roles,
+    )
     return [_outcome(request, result) for request, result in zip(requests, results, strict=True)]
 
 
@@ -153,8 +142,8 @@ def record_events(
     return record(client, events=events, source=source, dedupe_ttl_ms=dedupe_ttl_ms).ids
 
 
-def _event_args(event: Mapping[str, Any], *, now_text: str) -> tuple[str | bytes, ...]:
-    """One event's six record-script arguments (see relay/store/event_scripts.py)."""
+def _event_args(event: Mapping[str, Any], *, now_text: str) -> EventArgs:
+    """One event as the record script takes it (relay/store/lua/record.lua)."""
     document = dict(event)
     producer_id = document.pop("id", None)
     document.pop("producerId", None)
@@ -164,7 +153,7 @@ def _event_args(event: Mapping[str, Any], *, now_text: str) -> tuple[str | bytes
     if producer_id is not None:
         document["producerId"] = producer_id
     project, feature, flag = _indexes(document)
-    return (
+    return EventArgs(
         str(rfc3339_ms(document["createdAt"])),
         "" if producer_id is None else str(producer_id),
         project,

@@ -10,18 +10,20 @@ LIMIT, re-seeking from the last score seen rather than paying for ever larger of
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
-from relay.store import keys
+from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
 from relay.store.events import get_events
-from relay.store.flag_event_scripts import flag_positions_in_window
 
 __all__ = [
     "Position",
     "count_between",
+    "documents_mentioning",
+    "documents_with",
     "flag_histories",
     "flag_positions",
     "index_keys",
@@ -31,6 +33,7 @@ __all__ = [
 ]
 
 _CURSOR = re.compile(r"^(-?\d{1,16})\.(\d{1,19})$")
+ENTRY_CHUNK: Final = 5000  # events checked per documents_mentioning.lua call: a few ms of Redis
 
 
 class Position(NamedTuple):
@@ -187,3 +190,68 @@ def flag_histories(
 def load_events(client: Redis, *, positions: Sequence[Position]) -> list[dict[str, Any] | None]:
     """The recorded events at these positions (None where one was removed meanwhile)."""
     return get_events(client, ids=[position.event_id for position in positions])
+
+
+def flag_positions_in_window(
+    client: Redis,
+    *,
+    index: Sequence[str],
+    flags: Sequence[str],
+    start_ms: int | None,
+    stop_ms: int | None,
+) -> list[tuple[str, int, str]]:
+    """(member, createdAt ms, flag) of the flags' events in the indexes and the window.
+
+    No `start_ms`/`stop_ms` means all time. A feature index is scored by relay id, so
+    only its ids between the smallest and the largest id in the window can be in it:
+    events are recorded roughly in time order, which keeps that span close to the window
+    (out-of-order backfills widen it, never wrongly). ZMSCORE then looks those events up
+    in each index, O(1) each: ZINTER would build and sort a result set per pair and costs
+    several times more. Plain pipelines, so other clients' commands interleave.
+    """
+    lo, hi = -math.inf, math.inf
+    span: tuple[int | str, int | str] = ("-inf", "+inf")
+    with translate_errors():
+        if start_ms is not None and stop_ms is not None:
+            lo, hi = start_ms, stop_ms
+            found = scripts.id_span(client, indexes=index, start_ms=start_ms, stop_ms=stop_ms)
+            if found is None:
+                return []
+            span = found
+        pipe = client.pipeline(transaction=False)
+        for flag in flags:
+            pipe.zrangebyscore(keys.events_by_feature(flag), span[0], span[1])
+        members: list[list[str]] = pipe.execute()
+        asked = [
+            (flag, ids, key)
+            for flag, ids in zip(flags, members, strict=True)
+            if ids
+            for key in index
+        ]
+        pipe = client.pipeline(transaction=False)
+        for _, ids, key in asked:
+            pipe.zmscore(key, ids)
+        scores: list[list[float | None]] = pipe.execute()
+    return [
+        (member, int(score), flag)
+        for (flag, ids, _), found in zip(asked, scores, strict=True)
+        for member, score in zip(ids, found, strict=True)
+        if score is not None and lo <= score <= hi
+    ]
+
+
+def documents_mentioning(client: Redis, *, index: str, needle: str) -> list[int]:
+    """Ids of the events in `index` whose stored JSON contains `needle`."""
+    with translate_errors():
+        members: list[str] = client.zrange(index, 0, -1)  # type: ignore[assignment]
+    return documents_with(client, ids=members, needle=needle)
+
+
+def documents_with(client: Redis, *, ids: Sequence[str], needle: str) -> list[int]:
+    """Those of the events `ids` whose stored JSON contains `needle` (checked in Redis)."""
+    found: list[int] = []
+    for at in range(0, len(ids), ENTRY_CHUNK):
+        chunk = ids[at : at + ENTRY_CHUNK]
+        matched = scripts.documents_mentioning(client, ids=chunk, needle=needle)
+        found.extend(int(member) for member in matched)
+    return found

@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from typing import Final
 
-from relay.store import keys
+from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
-
-# compare-and-delete / compare-and-extend: never touch a lock another owner took after ours expired
-_RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_EXTEND: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 
 
 def acquire(client: Redis, *, name: str, ttl_ms: int) -> str | None:
@@ -29,11 +18,10 @@ def acquire(client: Redis, *, name: str, ttl_ms: int) -> str | None:
 
 def extend(client: Redis, *, name: str, token: str, ttl_ms: int) -> bool:
     """Give a held lock `ttl_ms` more; False when it is no longer ours."""
-    with translate_errors():
-        return bool(client.register_script(_EXTEND)(keys=[keys.lock(name)], args=[token, ttl_ms]))
+    # compare-and-extend: never touch a lock another owner took after ours expired
+    return scripts.extend_lock(client, name=name, token=token, ttl_ms=ttl_ms)
 
 
 def release(client: Redis, *, name: str, token: str) -> bool:
     """Release the lock if it is still ours."""
-    with translate_errors():
-        return bool(client.register_script(_RELEASE)(keys=[keys.lock(name)], args=[token]))
+    return scripts.release_lock(client, name=name, token=token)

@@ -24,20 +24,13 @@ from relay.destinations import (
 )
 from relay.errors import FieldProblem, InvalidRequestError
 from relay.settings import Settings
-from relay.store import keys
+from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
 
 SETTINGS_SOURCE: Final = "unleash"
 # no ':' so that `relay:dedupe:{source}:{producerId}` stays unambiguous
 SOURCE_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 STATUS_ERROR_CHARS: Final = 500  # of a pull's error kept in the source's status
-
-# moves the cursor forward only: a slow puller must not rewind a faster one's progress
-_ADVANCE: Final = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) return 1 end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -127,10 +120,11 @@ def get_cursor(client: Redis, *, name: str) -> int | None:
 
 
 def advance_cursor(client: Redis, *, name: str, to: int) -> bool:
-    """Move the cursor of `name` up to `to` (never down); True if it moved."""
-    with translate_errors():
-        script = client.register_script(_ADVANCE)
-        return bool(script(keys=[keys.source_cursor(name)], args=[to]))
+    """Move the cursor of `name` up to `to` (never down); True if it moved.
+
+    Never down: a slow puller must not rewind a faster one's progress.
+    """
+    return scripts.advance_cursor(client, name=name, to=to)
 
 
 def record_pull(client: Redis, *, name: str, at_ms: int, error: str | None = None) -> None:

@@ -5,11 +5,11 @@ Workers write it (`record_success`, `record_failure`); the API reads it (`get_st
 workers turn a subscription off once it has been failing for `DISABLE_AFTER`.
 
 The same hash holds the subscription's circuit breaker, written by the delivery scripts
-(relay/store/delivery_scripts.py): `consecutiveFailures` (unreachable attempts in a row)
-and, while the circuit is open, `circuit`, `circuitOpenedAt`, `circuitRetryAt` (when the
-next probe may go), `circuitCooldown` and the probe in flight (`circuitProbe`,
-`circuitProbeUntil`). `_status` shows `circuitState` (`open`, or `half-open` while a probe
-is in flight) with `circuitOpenedAt` and `circuitRetryAt`.
+(relay/store/lua/claim.lua, finish.lua, wake.lua): `consecutiveFailures` (unreachable
+attempts in a row) and, while the circuit is open, `circuit`, `circuitOpenedAt`,
+`circuitRetryAt` (when the next probe may go), `circuitCooldown` and the probe in flight
+(`circuitProbe`, `circuitProbeUntil`). `_status` shows `circuitState` (`open`, or
+`half-open` while a probe is in flight) with `circuitOpenedAt` and `circuitRetryAt`.
 """
 
 from __future__ import annotations
@@ -19,36 +19,12 @@ from typing import Any
 
 from redis.client import Pipeline
 
-from relay.store import keys
+from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
 
 MAX_ERRORS = 10
 # a receiver's error page can be large; the status keeps enough of it to diagnose
 MAX_RESPONSE_BODY = 4096
-
-# Writes are scripts so that a status never outlives its subscription: a worker finishing
-# an attempt after the subscription was deleted must not recreate the status keys.
-# KEYS: subscription, status. ARGV: at_ms.
-_SUCCESS = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[2], 'successCount', 1)
-local last = tonumber(redis.call('HGET', KEYS[2], 'lastSuccess')) or 0
-if tonumber(ARGV[1]) > last then redis.call('HSET', KEYS[2], 'lastSuccess', ARGV[1]) end
-redis.call('HDEL', KEYS[2], 'failingSince')
-return 1
-"""
-
-# KEYS: subscription, status, errors. ARGV: at_ms, error entry JSON, errors kept.
-_FAILURE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[2], 'errorCount', 1)
-local last = tonumber(redis.call('HGET', KEYS[2], 'lastError')) or 0
-if tonumber(ARGV[1]) > last then redis.call('HSET', KEYS[2], 'lastError', ARGV[1]) end
-redis.call('HSETNX', KEYS[2], 'failingSince', ARGV[1])
-redis.call('LPUSH', KEYS[3], ARGV[2])
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)
-return 1
-"""
 
 _INT_FIELDS = (
     "successCount",
@@ -61,6 +37,7 @@ _INT_FIELDS = (
     "circuitRetryAt",
 )
 # the circuit's fields, forgotten when it closes or when an admin turns the subscription on
+# (finish.lua names them too: tests/relay/store/test_scripts.py keeps the two the same)
 CIRCUIT_FIELDS = (
     "consecutiveFailures",
     "circuit",
@@ -74,8 +51,9 @@ CIRCUIT_FIELDS = (
 
 def record_success(client: Redis, *, sub_id: str, at_ms: int) -> None:
     """Count a delivered attempt; ends the subscription's current run of failures."""
-    with translate_errors():
-        client.eval(_SUCCESS, 2, keys.subscription(sub_id), keys.subscription_status(sub_id), at_ms)
+    # a script, so that a status never outlives its subscription: a worker finishing an
+    # attempt after the subscription was deleted must not recreate the status keys
+    scripts.record_success(client, sub_id=sub_id, at_ms=at_ms)
 
 
 def record_failure(
@@ -87,17 +65,9 @@ def record_failure(
         "responseBody": response_body[:MAX_RESPONSE_BODY],
         "timestamp": at_ms,
     }
-    with translate_errors():
-        client.eval(
-            _FAILURE,
-            3,
-            keys.subscription(sub_id),
-            keys.subscription_status(sub_id),
-            keys.subscription_errors(sub_id),
-            at_ms,
-            json.dumps(entry),
-            MAX_ERRORS,
-        )
+    scripts.record_failure(
+        client, sub_id=sub_id, at_ms=at_ms, entry_json=json.dumps(entry), errors_kept=MAX_ERRORS
+    )
 
 
 def failing_since(client: Redis, *, sub_id: str) -> int | None:

@@ -25,7 +25,7 @@ import redis
 from redis.client import Pipeline
 
 from relay.errors import RelayError, StoreError
-from relay.store import keys, subscription_status
+from relay.store import keys, scripts, subscription_status
 from relay.store.client import Redis, translate_errors
 
 # how long deliveries are still signed with the secret a change replaced
@@ -35,81 +35,6 @@ _MAX_ATTEMPTS = 200
 # the lists whose entries count against RELAY_MAX_POLICY_ENTRIES and the total budget
 ENTRY_LISTS = ("resources", "notResources", "actions", "notActions")
 _COUNT_BATCH = 500
-
-# a script, so that only a real deletion bumps the version, in the same atomic step
-# KEYS: subscription, status, errors, index, version, entries, total. ARGV: id.
-_DELETE = """
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('INCR', KEYS[5])
-local counted = redis.call('HGET', KEYS[6], ARGV[1])
-if counted then
-  redis.call('HDEL', KEYS[6], ARGV[1])
-  if redis.call('EXISTS', KEYS[7]) == 1 then redis.call('DECRBY', KEYS[7], counted) end
-end
-return 1
-"""
-
-
-# a script, so that the checks and the insert are one atomic step: concurrent creates never
-# pass a limit. KEYS: subscription, index, version, sequence, entries, total.
-# ARGV: document, id, max, its entries, max total. Returns {1} stored, {0} too many
-# subscriptions, {-1} the total is not counted yet, {-2, total} past the total budget.
-_CREATE = """
-local max = tonumber(ARGV[3])
-if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then return {0} end
-local total = redis.call('GET', KEYS[6])
-if not total then return {-1} end
-local entries, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
-if entries > 0 and budget > 0 and tonumber(total) + entries > budget then
-  return {-2, tonumber(total)}
-end
-local sequence = redis.call('INCR', KEYS[4])
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], sequence, ARGV[2])
-redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[5], ARGV[2], entries)
-redis.call('INCRBY', KEYS[6], entries)
-return {1}
-"""
-
-# counts stored subscriptions that have no count yet (stored before counts existed), from
-# their JSON; the total, when it exists, follows. KEYS: entries, total, subscription per id.
-# ARGV: ids.
-_COUNT = """
-local lists = {'resources', 'notResources', 'actions', 'notActions'}
-for i, id in ipairs(ARGV) do
-  local raw = redis.call('GET', KEYS[i + 2])
-  if raw and redis.call('HEXISTS', KEYS[1], id) == 0 then
-    local entries = 0
-    local statements = cjson.decode(raw)['statements']
-    if type(statements) == 'table' then
-      for _, statement in ipairs(statements) do
-        for _, name in ipairs(lists) do
-          if type(statement[name]) == 'table' then entries = entries + #statement[name] end
-        end
-      end
-    end
-    redis.call('HSET', KEYS[1], id, entries)
-    if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCRBY', KEYS[2], entries) end
-  end
-end
-return 1
-"""
-
-# sets the total from the counts once every stored subscription has one (1), else 0.
-# KEYS: entries, total, index.
-_SUM = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
-for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-  if redis.call('HEXISTS', KEYS[1], id) == 0 then return 0 end
-end
-local total = 0
-for _, entries in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(entries) end
-redis.call('SET', KEYS[2], total)
-return 1
-"""
 
 
 class TooManySubscriptionsError(RelayError):
@@ -194,22 +119,16 @@ def create_subscription(
     entries = policy_entries(statements)
     # a sequence, not the clock, orders the list: two creates in one millisecond stay in order
     for _ in range(_MAX_ATTEMPTS):
-        with translate_errors():
-            answer: list[int] = client.eval(
-                _CREATE,
-                6,
-                keys.subscription(record.id),
-                keys.SUBS,
-                keys.SUBS_VERSION,
-                keys.SUBS_SEQ,
-                keys.SUBS_ENTRIES,
-                keys.SUBS_ENTRIES_TOTAL,
-                _encode(record),
-                record.id,
-                max_count or 0,
-                entries,
-                max_entries or 0,
-            )
+        # a script, so that the checks and the insert are one atomic step: concurrent
+        # creates never pass a limit
+        answer = scripts.create_subscription(
+            client,
+            sub_id=record.id,
+            document=_encode(record),
+            max_count=max_count or 0,
+            entries=entries,
+            max_entries=max_entries or 0,
+        )
         if answer[0] == 1:
             return record
         if answer[0] == 0:
@@ -292,21 +211,8 @@ def turn_off(client: Redis, *, sub_id: str, reason: str) -> None:
 
 def delete_subscription(client: Redis, *, sub_id: str) -> bool:
     """Delete a subscription with its status; False if there was none."""
-    status_key, errors_key = subscription_status.status_keys(sub_id)
-    with translate_errors():
-        deleted = client.eval(
-            _DELETE,
-            7,
-            keys.subscription(sub_id),
-            status_key,
-            errors_key,
-            keys.SUBS,
-            keys.SUBS_VERSION,
-            keys.SUBS_ENTRIES,
-            keys.SUBS_ENTRIES_TOTAL,
-            sub_id,
-        )
-    return bool(deleted)
+    # a script, so that only a real deletion bumps the version, in the same atomic step
+    return scripts.delete_subscription(client, sub_id=sub_id)
 
 
 def policy_entries(statements: list[dict[str, Any]]) -> int:
@@ -324,11 +230,8 @@ def count_stored_entries(client: Redis) -> None:
         for _ in range(3):
             ids: list[str] = client.zrange(keys.SUBS, 0, -1)  # type: ignore[assignment]
             for start in range(0, len(ids), _COUNT_BATCH):
-                batch = ids[start : start + _COUNT_BATCH]
-                subs = [keys.subscription(sub_id) for sub_id in batch]
-                counts = (keys.SUBS_ENTRIES, keys.SUBS_ENTRIES_TOTAL)
-                client.eval(_COUNT, 2 + len(batch), *counts, *subs, *batch)
-            if client.eval(_SUM, 3, keys.SUBS_ENTRIES, keys.SUBS_ENTRIES_TOTAL, keys.SUBS):
+                scripts.count_entries(client, sub_ids=ids[start : start + _COUNT_BATCH])
+            if scripts.sum_entries(client):
                 return
     raise StoreError("subscriptions kept being stored without a count while counting")
 

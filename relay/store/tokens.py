@@ -8,9 +8,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
 
-from relay.store import event_scripts, keys
+from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
 
 
@@ -87,24 +86,10 @@ def create_token(client: Redis, *, name: str, role: Role) -> tuple[TokenInfo, st
     return info, secret
 
 
-# hash -> id -> token in one round trip: this runs on every authenticated request
-_FIND = """
-local id = redis.call('GET', KEYS[1])
-if not id then return false end
-return {id, redis.call('HGETALL', ARGV[1] .. id)}
-"""
-
-
-_FIND_SHA: Final = event_scripts.sha_of(_FIND)
-_TOKEN_PREFIX_KEY: Final = keys.token("")
-
-
 def find_token(client: Redis, *, secret: str) -> TokenInfo | None:
     """The token whose secret this is, or None."""
-    with translate_errors():
-        found = event_scripts.run_script(
-            client, _FIND, _FIND_SHA, 1, hash_key(secret), _TOKEN_PREFIX_KEY
-        )
+    # hash -> id -> token in one round trip: this runs on every authenticated request
+    found = scripts.find_token(client, secret_hash=hash_secret(secret))
     if not found or not found[1]:
         return None
     token_id, flat = str(found[0]), [str(item) for item in found[1]]

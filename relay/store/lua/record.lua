@@ -1,36 +1,22 @@
-"""The Lua script behind relay/store/events.py: requests' events recorded atomically.
+-- Records requests' events atomically (relay/store/events.py): checks each request's token,
+-- then dedupes, numbers, stores, indexes and puts in the fan-out outbox every event of the
+-- requests it allows. An acknowledged event is fully recorded or not at all; two requests
+-- racing with the same producer id cannot both record it. Writes are batched (one MGET,
+-- MSET and ZADD per key for the whole call): Redis spends most of a script's time
+-- dispatching commands. The document is `{"id":N,` + the event's fields + `,"source":S}`,
+-- so the script parses no JSON.
+--
+-- KEYS: 1 event sequence, 2 all events index, 3 time index, 4 outbox
+-- ARGV: 1 event key prefix, 2 dedupe key prefix, 3 token key prefix, 4 dedupe TTL ms,
+--       5 now ms, 6 " <allowed roles> " (space-separated, padded),
+--       then per request: its event count, its token's hash key ('' = the caller checked
+--       it already), its source ('' = the token's id), that source as JSON,
+--       then 6 per event: createdAt ms, producer id ('' = none), project index key,
+--       feature index key, flag index key ('' = none for each), the event's JSON fields
+--       without braces, `id` and `source`
+-- Returns per request: {0, 'unauthorized'}, {0, 'forbidden', role} or {1, token id ('' if
+--   not checked here), then relay id, 1 if recorded now else 0, per event in order}
 
-RECORD checks each request's token, then dedupes, numbers, stores, indexes and puts in
-the outbox every event of the requests it allows, in one script: an acknowledged event is
-either fully recorded or not at all, and two requests racing with the same producer id
-cannot both record it. One call can carry several requests (the API's group commit,
-relay/api/routes/ingest.py): each keeps its own outcome, and Redis pays a script call's fixed
-cost once for all of them. It batches its writes (one MGET, MSET and ZADD per key for the
-whole call) because Redis spends most of a script's time dispatching commands.
-
-Each event travels as six plain arguments, so the script does no string parsing: the
-document is put together as `{"id":N,` + the event's JSON fields + `,"source":S}`.
-"""
-
-from __future__ import annotations
-
-import hashlib
-from collections.abc import Callable
-from typing import Any, Final
-
-from redis.exceptions import NoScriptError
-
-from relay.store.client import Redis
-
-# KEYS: event sequence, all, time, outbox. ARGV: event key prefix, dedupe key prefix, token
-# key prefix, dedupe TTL ms, now ms, " <allowed roles> ", then per request: its event count,
-# its token's hash key ('' = caller already checked), its source ('' = the token's id) and
-# that source as JSON, then 6 arguments per event: createdAt ms, producer id ('' = none),
-# project, feature and flag index keys ('' = none), the event JSON without its braces
-# (and without `id` and `source`). -> per request: {0, 'unauthorized'}, {0, 'forbidden',
-# role} or {1, token id ('' if not checked here), then relay id, 1 if recorded now else 0,
-# per event in order}.
-RECORD: Final = """
 local event_prefix, dedupe_prefix, token_prefix = ARGV[1], ARGV[2], ARGV[3]
 local ttl, now, allowed = ARGV[4], ARGV[5], ARGV[6]
 local CHUNK = 1000 -- arguments per command: unpack() has a stack limit
@@ -151,24 +137,3 @@ for k = 1, n do
   result[#result + 1] = new[k] or 0
 end
 return results
-"""
-RECORD_SHA: Final = hashlib.sha1(RECORD.encode()).hexdigest()
-
-
-def sha_of(script: str) -> str:
-    """The SHA1 Redis knows a script by (EVALSHA)."""
-    return hashlib.sha1(script.encode()).hexdigest()
-
-
-def run_script(client: Redis, script: str, sha: str, numkeys: int, *args: Any) -> Any:
-    """EVALSHA straight through `execute_command`, loading the script when Redis lacks it.
-
-    redis-py's Script object wraps each call in layers (argument tuples, a deprecation
-    decorator, a pipeline check) that cost a visible share of a small ingest request.
-    """
-    execute: Callable[..., Any] = client.execute_command
-    try:
-        return execute("EVALSHA", sha, numkeys, *args)
-    except NoScriptError:
-        client.script_load(script)
-        return execute("EVALSHA", sha, numkeys, *args)

@@ -1,0 +1,17 @@
+-- Deletes a subscription with its status; only a real deletion bumps the version, in the
+-- same atomic step (relay/store/subscriptions.py).
+--
+-- KEYS: 1 subscription, 2 status, 3 errors, 4 index, 5 version, 6 entries, 7 entries total
+-- ARGV: 1 id
+-- Returns 1 when deleted, 0 when there was none
+
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('INCR', KEYS[5])
+local counted = redis.call('HGET', KEYS[6], ARGV[1])
+if counted then
+  redis.call('HDEL', KEYS[6], ARGV[1])
+  if redis.call('EXISTS', KEYS[7]) == 1 then redis.call('DECRBY', KEYS[7], counted) end
+end
+return 1

@@ -1,0 +1,410 @@
+"""The store's Lua scripts (relay/store/lua/*.lua) behind one registry, and each script's
+argument layout in one typed function.
+
+Each script is read once per process, at import, and run by EVALSHA through redis-py's
+`Script`: on NOSCRIPT (a restarted or flushed Redis) it loads the script and retries; queued
+on a pipeline, the pipeline loads it before it executes. redis-py errors become store errors
+through `translate_errors` (relay/store/client.py), as every other store call's do.
+`Script` costs about 6.5 us more client CPU per call than a bare EVALSHA through
+`execute_command` (60 arguments, measured 2026-12-04): under 1% of a one-event ingest
+request, within the noise of bench/ingest.py, for the library's NOSCRIPT and pipeline
+handling.
+
+The functions below are the only place that knows the order of a script's KEYS and ARGV,
+written in each .lua file's header; they derive every key from relay/store/keys.py. The
+record-type modules call them with names, and turn the answers into their own types.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final, NamedTuple, Protocol
+
+from redis.commands.core import Script
+
+from relay.store import keys
+from relay.store.client import Redis, translate_errors
+
+LUA_DIR: Final = Path(__file__).with_name("lua")
+
+Arg = str | bytes | int | float
+
+
+class LuaScript:
+    """One script of relay/store/lua, with the shared functions it uses put before it."""
+
+    def __init__(self, name: str, *, uses: Sequence[str] = ()) -> None:
+        self.name = name
+        self.files = (*(f"_{shared}.lua" for shared in uses), f"{name}.lua")
+        source = b"".join((LUA_DIR / file).read_bytes() for file in self.files)
+        # bytes: Script wants its registered client only to encode a str source, and every
+        # call below names its client (one Script per process serves every connection)
+        self._script = Script(None, source)  # type: ignore[arg-type]
+
+    @property
+    def sha(self) -> str:
+        """The SHA1 Redis knows the script by."""
+        return self._script.sha
+
+    def __call__(self, client: Redis, script_keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        with translate_errors():
+            return self._script(script_keys, args, client=client)
+
+
+REGISTRY: Final[dict[str, LuaScript]] = {}
+
+
+def _register(name: str, *, uses: Sequence[str] = ()) -> LuaScript:
+    script = REGISTRY[name] = LuaScript(name, uses=uses)
+    return script
+
+
+# --- events (relay/store/events.py) ------------------------------------------------------
+
+_RECORD: Final = _register("record")
+_RECORD_KEYS: Final = (keys.EVENT_SEQ, keys.EVENTS_ALL, keys.EVENTS_TIME, keys.OUTBOX)
+_RECORD_PREFIXES: Final = (keys.event(""), keys.dedupe("", "")[:-1], keys.token(""))
+
+
+class EventArgs(NamedTuple):
+    """One event as `record` takes it: six ARGV entries, so the script parses nothing."""
+
+    created_ms: str
+    producer_id: str  # '' = none
+    project_index: str  # index keys, '' = not in that index
+    feature_index: str
+    flag_index: str
+    fields: str | bytes  # the event's JSON without its braces, `id` and `source`
+
+
+class RequestArgs(Protocol):
+    """One request's events as `record` takes them."""
+
+    @property
+    def events(self) -> Sequence[EventArgs]: ...
+    @property
+    def source(self) -> str: ...  # '' = the id of the token behind `token_hash_key`
+    @property
+    def token_hash_key(self) -> str: ...  # '' = the caller checked the token already
+
+
+def record(
+    client: Redis,
+    *,
+    requests: Sequence[RequestArgs],
+    dedupe_ttl_ms: int,
+    now_ms: int,
+    allowed_roles: Iterable[str],
+) -> list[list[Any]]:
+    """record.lua: per request {0, 'unauthorized'}, {0, 'forbidden', role} or
+    {1, token id, then (relay id, 1 if new else 0) per event}."""
+    args: list[Arg] = [*_RECORD_PREFIXES, dedupe_ttl_ms, now_ms, f" {' '.join(allowed_roles)} "]
+    for request in requests:
+        source_json = json.dumps(request.source) if request.source else ""
+        args += (len(request.events), request.token_hash_key, request.source, source_json)
+        for event in request.events:
+            args += event
+    results: list[list[Any]] = _RECORD(client, _RECORD_KEYS, args)
+    return results
+
+
+# --- tokens, rate limits (relay/store/tokens.py, ratelimit.py) -----------------------------
+
+_FIND_TOKEN: Final = _register("find_token")
+_TAKE_FROM_BUCKET: Final = _register("take_from_bucket")
+_COUNT_AUTH_FAILURE: Final = _register("count_auth_failure")
+
+
+def find_token(client: Redis, *, secret_hash: str) -> list[Any] | None:
+    """find_token.lua: {token id, flat HGETALL} or None."""
+    found: list[Any] | None = _FIND_TOKEN(client, [keys.token_hash(secret_hash)], [keys.token("")])
+    return found
+
+
+def take_from_bucket(
+    client: Redis, *, token_id: str, rate: float, burst: int, now_ms: int
+) -> tuple[int, int, int]:
+    """take_from_bucket.lua: (allowed 1/0, remaining, wait ms)."""
+    allowed, remaining, wait = _TAKE_FROM_BUCKET(
+        client, [keys.rate_limit(token_id)], [rate, burst, now_ms]
+    )
+    return int(allowed), int(remaining), int(wait)
+
+
+def count_auth_failure(client: Redis, *, address: str, window_ms: int) -> tuple[int, int]:
+    """count_auth_failure.lua: (failures in the window, ms until it ends)."""
+    count, ttl = _COUNT_AUTH_FAILURE(client, [keys.auth_failures(address)], [window_ms])
+    return int(count), int(ttl)
+
+
+# --- locks, pull sources (relay/store/locks.py, sources.py) -------------------------------
+
+_RELEASE_LOCK: Final = _register("release_lock")
+_EXTEND_LOCK: Final = _register("extend_lock")
+_ADVANCE_CURSOR: Final = _register("advance_cursor")
+
+
+def release_lock(client: Redis, *, name: str, token: str) -> bool:
+    """release_lock.lua: True when it was ours and is released."""
+    return bool(_RELEASE_LOCK(client, [keys.lock(name)], [token]))
+
+
+def extend_lock(client: Redis, *, name: str, token: str, ttl_ms: int) -> bool:
+    """extend_lock.lua: True when it was ours and is extended."""
+    return bool(_EXTEND_LOCK(client, [keys.lock(name)], [token, ttl_ms]))
+
+
+def advance_cursor(client: Redis, *, name: str, to: int) -> bool:
+    """advance_cursor.lua: True when the cursor moved forward."""
+    return bool(_ADVANCE_CURSOR(client, [keys.source_cursor(name)], [to]))
+
+
+# --- subscriptions and their status (relay/store/subscriptions.py, subscription_status.py) --
+
+_RECORD_SUCCESS: Final = _register("record_success")
+_RECORD_FAILURE: Final = _register("record_failure")
+_CREATE_SUBSCRIPTION: Final = _register("create_subscription")
+_DELETE_SUBSCRIPTION: Final = _register("delete_subscription")
+_COUNT_ENTRIES: Final = _register("count_entries")
+_SUM_ENTRIES: Final = _register("sum_entries")
+
+
+def record_success(client: Redis, *, sub_id: str, at_ms: int) -> bool:
+    """record_success.lua: False when the subscription is gone."""
+    status = [keys.subscription(sub_id), keys.subscription_status(sub_id)]
+    return bool(_RECORD_SUCCESS(client, status, [at_ms]))
+
+
+def record_failure(
+    client: Redis, *, sub_id: str, at_ms: int, entry_json: str, errors_kept: int
+) -> bool:
+    """record_failure.lua: False when the subscription is gone."""
+    status = [
+        keys.subscription(sub_id),
+        keys.subscription_status(sub_id),
+        keys.subscription_errors(sub_id),
+    ]
+    return bool(_RECORD_FAILURE(client, status, [at_ms, entry_json, errors_kept]))
+
+
+def create_subscription(
+    client: Redis, *, sub_id: str, document: str, max_count: int, entries: int, max_entries: int
+) -> list[int]:
+    """create_subscription.lua: {1} stored, {0} too many, {-1} total not counted, {-2, total}."""
+    script_keys = [
+        keys.subscription(sub_id),
+        keys.SUBS,
+        keys.SUBS_VERSION,
+        keys.SUBS_SEQ,
+        keys.SUBS_ENTRIES,
+        keys.SUBS_ENTRIES_TOTAL,
+    ]
+    args: list[Arg] = [document, sub_id, max_count, entries, max_entries]
+    return [int(value) for value in _CREATE_SUBSCRIPTION(client, script_keys, args)]
+
+
+def delete_subscription(client: Redis, *, sub_id: str) -> bool:
+    """delete_subscription.lua: False when there was none."""
+    script_keys = [
+        keys.subscription(sub_id),
+        keys.subscription_status(sub_id),
+        keys.subscription_errors(sub_id),
+        keys.SUBS,
+        keys.SUBS_VERSION,
+        keys.SUBS_ENTRIES,
+        keys.SUBS_ENTRIES_TOTAL,
+    ]
+    return bool(_DELETE_SUBSCRIPTION(client, script_keys, [sub_id]))
+
+
+def count_entries(client: Redis, *, sub_ids: Sequence[str]) -> None:
+    """count_entries.lua over `sub_ids`."""
+    subs = [keys.subscription(sub_id) for sub_id in sub_ids]
+    _COUNT_ENTRIES(client, [keys.SUBS_ENTRIES, keys.SUBS_ENTRIES_TOTAL, *subs], sub_ids)
+
+
+def sum_entries(client: Redis) -> bool:
+    """sum_entries.lua: True when the total exists."""
+    script_keys = [keys.SUBS_ENTRIES, keys.SUBS_ENTRIES_TOTAL, keys.SUBS]
+    return bool(_SUM_ENTRIES(client, script_keys, []))
+
+
+# --- flag events (relay/store/flag_events.py) ---------------------------------------------
+
+_ID_SPAN: Final = _register("id_span")
+_DOCUMENTS_MENTIONING: Final = _register("documents_mentioning")
+
+
+def id_span(
+    client: Redis, *, indexes: Sequence[str], start_ms: int, stop_ms: int
+) -> tuple[int, int] | None:
+    """id_span.lua: (smallest, largest) relay id in the window, or None."""
+    found = _ID_SPAN(client, indexes, [start_ms, stop_ms])
+    return (int(found[0]), int(found[1])) if found else None
+
+
+def documents_mentioning(client: Redis, *, ids: Sequence[str], needle: str) -> list[str]:
+    """documents_mentioning.lua: those of `ids` whose stored JSON contains `needle`."""
+    found: list[str] = _DOCUMENTS_MENTIONING(client, [], [keys.event(""), needle, *ids])
+    return found
+
+
+# --- deliveries (relay/store/deliveries.py) -----------------------------------------------
+
+_CREATE_DELIVERIES: Final = _register("create_deliveries")
+_CLAIM: Final = _register("claim", uses=["admit"])
+_FINISH: Final = _register("finish", uses=["promote"])
+_WAKE: Final = _register("wake", uses=["promote"])
+_TAKE_DUE: Final = _register("take_due")
+_REVIVE: Final = _register("revive")
+
+
+class NewDeliveryArgs(NamedTuple):
+    id: str
+    kind: str
+    sub_id: str
+    event_id: int | None
+
+
+class FinishArgs(NamedTuple):
+    delivery_id: str
+    state: str
+    next_at_ms: int | None
+    reason: str
+    attempt_json: str  # '' = no attempt to record
+    sub_id: str  # '' = no slot to free, no reach to count
+    reach: str  # 'ok', 'down' or '' (not counted)
+
+
+class SlotArgs(NamedTuple):
+    """A subscription's limits as finish.lua takes them; all 0 = no limits."""
+
+    cap: int
+    lease_until_ms: int
+    failures: int
+    cooldown_ms: int
+    cooldown_max_ms: int
+
+
+def create_deliveries(
+    client: Redis,
+    *,
+    deliveries: Sequence[NewDeliveryArgs],
+    now_ms: int,
+    due_at_ms: int,
+    kept_per_subscription: int,
+) -> list[str]:
+    """create_deliveries.lua: ids created now or still pending."""
+    script_keys = [keys.DUE]
+    args: list[Arg] = [now_ms, due_at_ms, kept_per_subscription]
+    for item in deliveries:
+        script_keys += [keys.delivery(item.id), keys.subscription_deliveries(item.sub_id)]
+        event = "" if item.event_id is None else str(item.event_id)
+        args += [item.id, item.kind, item.sub_id, event]
+    ids: list[str] = _CREATE_DELIVERIES(client, script_keys, args)
+    return ids
+
+
+def claim(
+    client: Redis,
+    *,
+    deliveries: Sequence[tuple[str, str]],
+    now_ms: int,
+    lease_until_ms: int,
+    cap: int,
+) -> tuple[list[Any], list[str]]:
+    """claim.lua over (delivery id, its subscription or '') pairs: (flat [id, HGETALL, ...]
+    of the claimed, ids whose record names another subscription)."""
+    positions = _positions(sub_id for _, sub_id in deliveries)
+    script_keys = [keys.DUE, keys.CLAIMS, keys.WAITING]
+    for sub_id in positions:
+        script_keys += _slot_keys(sub_id)
+    script_keys += [keys.delivery(delivery_id) for delivery_id, _ in deliveries]
+    args: list[Arg] = [now_ms, lease_until_ms, cap, len(positions), *positions]
+    for delivery_id, sub_id in deliveries:
+        args += [delivery_id, positions.get(sub_id, 0)]
+    flat, unknown = _CLAIM(client, script_keys, args)
+    return list(flat), list(unknown)
+
+
+def finish(
+    client: Redis,
+    *,
+    results: Sequence[FinishArgs],
+    now_ms: int,
+    attempts_kept: int,
+    ttl_s: int,
+    slots: SlotArgs,
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """finish.lua: (changed, promoted, circuits opened, circuits closed)."""
+    positions = _positions(result.sub_id for result in results)
+    script_keys = [keys.DUE, keys.CLAIMS, keys.DEAD, keys.CIRCUITS, keys.WAITING]
+    for sub_id in positions:
+        script_keys += [*_slot_keys(sub_id), keys.subscription(sub_id)]
+    args: list[Arg] = [now_ms, attempts_kept, ttl_s, *slots, len(positions), *positions]
+    for result in results:
+        script_keys += [
+            keys.delivery(result.delivery_id),
+            keys.delivery_attempts(result.delivery_id),
+        ]
+        next_at = "" if result.next_at_ms is None else result.next_at_ms
+        args += [result.delivery_id, result.state, next_at, result.reason, result.attempt_json]
+        args += [positions.get(result.sub_id, 0), result.reach]
+    changed, promoted, opened, closed = _FINISH(client, script_keys, args)
+    return list(changed), list(promoted), list(opened), list(closed)
+
+
+def wake(
+    client: Redis,
+    *,
+    subscriptions: Sequence[tuple[str, bool]],
+    now_ms: int,
+    lease_until_ms: int,
+    cap: int,
+    release_max: int,
+) -> list[str]:
+    """wake.lua over (subscription, release its waiting ones) pairs: ids to enqueue now."""
+    script_keys = [keys.DUE, keys.CIRCUITS, keys.WAITING]
+    args: list[Arg] = [now_ms, lease_until_ms, cap, release_max]
+    for sub_id, release in subscriptions:
+        script_keys += _slot_keys(sub_id)
+        args += [sub_id, 1 if release else 0]
+    ids: list[str] = _WAKE(client, script_keys, args)
+    return ids
+
+
+def take_due(client: Redis, *, now_ms: int, requeue_at_ms: int, limit: int) -> list[str]:
+    """take_due.lua: ids due now."""
+    ids: list[str] = _TAKE_DUE(client, [keys.DUE], [now_ms, requeue_at_ms, limit])
+    return ids
+
+
+def revive(client: Redis, *, delivery_id: str, now_ms: int, due_at_ms: int) -> str | None:
+    """revive.lua: the previous state, or None when there is no such delivery."""
+    script_keys = [
+        keys.delivery(delivery_id),
+        keys.delivery_attempts(delivery_id),
+        keys.DUE,
+        keys.DEAD,
+    ]
+    previous: str | None = _REVIVE(client, script_keys, [delivery_id, now_ms, due_at_ms])
+    return previous
+
+
+def _positions(sub_ids: Iterable[str]) -> dict[str, int]:
+    """Each distinct subscription id (not '') and its position, from 1, as the scripts take them."""
+    positions: dict[str, int] = {}
+    for sub_id in sub_ids:
+        if sub_id and sub_id not in positions:
+            positions[sub_id] = len(positions) + 1
+    return positions
+
+
+def _slot_keys(sub_id: str) -> list[str]:
+    return [
+        keys.subscription_inflight(sub_id),
+        keys.subscription_waiting(sub_id),
+        keys.subscription_status(sub_id),
+    ]
