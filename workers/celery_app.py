@@ -84,7 +84,7 @@ def settings_of(app: Celery) -> Settings:
     return settings
 
 
-app = create_celery(get_settings())
+app = create_celery(get_settings())  # the settings are read here, once per process
 
 _stop_heartbeat = threading.Event()
 
@@ -115,7 +115,7 @@ def _tune_gc(**_: Any) -> None:
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
-    settings = get_settings()
+    settings = settings_of(app)
     if not settings.redis_url:
         return
     name = getattr(sender, "hostname", None) or socket.gethostname()

@@ -6,44 +6,27 @@ finishes it. Durable state is in Redis, so a task lost with its worker costs a d
 at most one lease (the pump finds its deliveries due again), never a delivery. A deliver
 task (and a fan-out's own first attempts) ends once its sends hold a slot on the sender's
 loop, not when they end: a receiver that hangs holds a slot of its subscription, never a
-pool thread (workers/delivery/sender.py).
+pool thread (workers/delivery/sender.py). The sender, the subscription cache and the Redis
+client are the process's runtime's (workers/runtime.py).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from celery.signals import worker_process_shutdown, worker_shutdown
-
 from relay import clock, tasks
 from relay.settings import Settings
-from relay.store.client import Redis, connect
+from relay.store.client import Redis
 from workers.celery_app import app, settings_of
 from workers.delivery import batch, fanout
 from workers.delivery import pump as pumping
-from workers.delivery.sender import Batch, LoopSender, SendAll, close_shared_sender, shared_sender
-from workers.delivery.subscription_cache import SubscriptionCache
+from workers.delivery.sender import Batch, LoopSender, SendAll
+from workers.runtime import WorkerRuntime, connect_signals, current
 
-_cache_lock = threading.Lock()
-_caches: dict[frozenset[str], SubscriptionCache] = {}
-
-
-def _settings() -> Settings:
-    return settings_of(app)
-
-
-def _client(settings: Settings) -> Redis:
-    return connect(settings.require_redis_url())
-
-
-def _cache(settings: Settings) -> SubscriptionCache:
-    with _cache_lock:
-        key = settings.critical_set
-        if key not in _caches:
-            _caches[key] = SubscriptionCache(critical_environments=key)
-        return _caches[key]
+# each process that runs these tasks makes its runtime (sender, caches, Redis) at start and
+# closes it at exit (workers/runtime.py says which signal for which pool)
+connect_signals(settings_of(app))
 
 
 def enqueue_deliveries(ids: Sequence[str]) -> None:
@@ -55,15 +38,14 @@ def enqueue_deliveries(ids: Sequence[str]) -> None:
 @app.task(name=tasks.FANOUT)  # type: ignore[untyped-decorator]
 def fanout_task(event_ids: list[int]) -> int:
     """Create the deliveries of recorded events and attempt them (or enqueue); how many."""
-    settings = _settings()
-    client = _client(settings)
+    runtime = current()
     result = fanout.fan_out_and_deliver(
-        client,
+        runtime.redis,
         event_ids=[int(i) for i in event_ids],
-        cache=_cache(settings),
-        settings=settings,
+        cache=runtime.subscriptions,
+        settings=runtime.settings,
         now_ms=clock.now_ms(),
-        deliver=lambda ids: _deliver(settings, client, ids),
+        deliver=lambda ids: _deliver(runtime, ids),
         enqueue=enqueue_deliveries,
     )
     return len(result.delivery_ids)
@@ -72,34 +54,39 @@ def fanout_task(event_ids: list[int]) -> int:
 @app.task(name=tasks.DELIVER)  # type: ignore[untyped-decorator]
 def deliver_task(delivery_ids: list[str]) -> int:
     """Attempt these deliveries (those due and unclaimed); returns once their sends started."""
-    settings = _settings()
-    return _deliver(settings, _client(settings), [str(i) for i in delivery_ids])
+    return _deliver(current(), [str(i) for i in delivery_ids])
 
 
-def _deliver(settings: Settings, client: Redis, ids: list[str]) -> int:
+def _deliver(runtime: WorkerRuntime, ids: list[str]) -> int:
     """Hand the ids to the sender's loop in batches; returns once their sends hold slots."""
-    sender = shared_sender(settings)
-    sender.start(
+    runtime.sender.start(
         [
-            _batch(settings, client, sender, ids[s : s + tasks.DELIVER_BATCH])
+            _batch(runtime, ids[s : s + tasks.DELIVER_BATCH])
             for s in range(0, len(ids), tasks.DELIVER_BATCH)
         ]
     )
     return len(ids)
 
 
-def _batch(settings: Settings, client: Redis, sender: LoopSender, ids: list[str]) -> Batch:
+def _batch(runtime: WorkerRuntime, ids: list[str]) -> Batch:
+    sender: LoopSender = runtime.sender
+    settings: Settings = runtime.settings
+    client: Redis = runtime.redis
+
     def handoff(promoted: list[str]) -> None:
         # slots this batch freed, handed to waiting deliveries of the same subscriptions:
         # attempted here and now, not at the pump's next beat
         for start in range(0, len(promoted), tasks.DELIVER_BATCH):
-            sender.spawn(
-                _batch(settings, client, sender, promoted[start : start + tasks.DELIVER_BATCH])
-            )
+            sender.spawn(_batch(runtime, promoted[start : start + tasks.DELIVER_BATCH]))
 
     def attempts(send: SendAll) -> Coroutine[Any, Any, object]:
         return batch.deliver_batch(
-            client, ids=ids, settings=settings, cache=_cache(settings), send=send, handoff=handoff
+            client,
+            ids=ids,
+            settings=settings,
+            cache=runtime.subscriptions,
+            send=send,
+            handoff=handoff,
         )
 
     return attempts
@@ -108,22 +95,22 @@ def _batch(settings: Settings, client: Redis, sender: LoopSender, ids: list[str]
 @app.task(name=tasks.PUMP)  # type: ignore[untyped-decorator]
 def pump_task() -> int:
     """Enqueue the deliveries that are due, and the waiting ones that may go now."""
-    settings = _settings()
+    runtime = current()
     return pumping.pump(
-        _client(settings), settings=settings, enqueue=enqueue_deliveries, cache=_cache(settings)
+        runtime.redis,
+        settings=runtime.settings,
+        enqueue=enqueue_deliveries,
+        cache=runtime.subscriptions,
     )
 
 
 @app.task(name=tasks.SWEEP)  # type: ignore[untyped-decorator]
 def sweep_task() -> dict[str, int]:
     """Heal lost fan-outs, forget ended leases, trim dead letters."""
-    settings = _settings()
+    runtime = current()
     return pumping.sweep(
-        _client(settings), settings=settings, cache=_cache(settings), enqueue=enqueue_deliveries
+        runtime.redis,
+        settings=runtime.settings,
+        cache=runtime.subscriptions,
+        enqueue=enqueue_deliveries,
     )
-
-
-@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
-@worker_shutdown.connect  # type: ignore[untyped-decorator]
-def _close_sender(**_: Any) -> None:
-    close_shared_sender()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -162,34 +161,3 @@ class LoopSender:
 def _admit(admitted: Admission | None) -> None:
     if admitted is not None and not admitted.done():
         admitted.set_result(None)
-
-
-_lock = threading.Lock()
-_shared: LoopSender | None = None
-
-
-def shared_sender(settings: Settings) -> LoopSender:
-    """The process's sender, started on first use (after a prefork fork, in the child)."""
-    global _shared
-    with _lock:
-        if _shared is None:
-            _shared = LoopSender(settings)
-        return _shared
-
-
-def close_shared_sender() -> None:
-    global _shared
-    with _lock:
-        sender, _shared = _shared, None
-    if sender is not None:
-        sender.close()
-
-
-def _forget_after_fork() -> None:
-    # the loop thread does not exist in a forked child; start a new one there
-    global _shared, _lock
-    _shared = None
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
