@@ -2,7 +2,7 @@
 reading the body without a Redis call per request.
 
 The cache only decides whether the body is read at all: the record script still checks
-every request's token in Redis (relay/store/event_scripts.py), so a token revoked a moment
+every request's token in Redis (relay/store/lua/record.lua), so a token revoked a moment
 ago is still refused, only after its body was read. Unknown tokens are never cached:
 each costs a lookup, and failed lookups are throttled per address (auth_failures.py).
 """

@@ -5,7 +5,7 @@ Each ingest request used to cost the API two blocking Redis round trips on the e
 request hands its prepared events (and its token's hash) to the process's writer and
 awaits the outcome; the loop serves other requests meanwhile. A writer thread takes every
 request waiting, records them with one call of the record script (which checks each
-request's token itself, relay/store/event_scripts.py) and hands each request its own
+request's token itself, relay/store/lua/record.lua) and hands each request its own
 outcome. Under load a call carries several requests; alone, a request goes at once. Two
 threads take turns, so that Redis has the next call while one thread is busy with the
 answer of the last (batches of 100 events: about 18,800 -> 20,500 events/s). The API's

@@ -5,7 +5,7 @@ when connecting (the URL's name now resolves to a forbidden address, say): every
 delivery would be refused too. One failing continuously for `settings.disable_after`
 (since its `failing_since`) is turned off too. Test deliveries and deliveries decided
 without an attempt (skipped, dead before sending) change nothing. Circuits opened or
-closed by the batch (relay/store/delivery_scripts.py keeps them) are logged here.
+closed by the batch (relay/store/lua/finish.lua keeps them) are logged here.
 """
 
 from __future__ import annotations
