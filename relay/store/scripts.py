@@ -1,14 +1,18 @@
 """The store's Lua scripts (relay/store/lua/*.lua) behind one registry, and each script's
 argument layout in one typed function.
 
-Each script is read once per process, at import, and run by EVALSHA through redis-py's
-`Script`: on NOSCRIPT (a restarted or flushed Redis) it loads the script and retries; queued
-on a pipeline, the pipeline loads it before it executes. redis-py errors become store errors
-through `translate_errors` (relay/store/client.py), as every other store call's do.
-`Script` costs about 6.5 us more client CPU per call than a bare EVALSHA through
-`execute_command` (60 arguments, measured 2026-12-04): under 1% of a one-event ingest
-request, within the noise of bench/ingest.py, for the library's NOSCRIPT and pipeline
-handling.
+Each script is read once per process, at import, and run by EVALSHA; on NOSCRIPT (a
+restarted or flushed Redis) it is loaded and run again. Queued on a pipeline, it goes
+through redis-py's `Script`, whose pipeline loads it before executing. redis-py errors
+become store errors through `translate_errors` (relay/store/client.py), as every other
+store call's do.
+
+A call outside a pipeline does not go through `Script`: its two `isinstance` checks against
+redis-py's Pipeline classes run typing.Protocol's slow `__instancecheck__` (the client
+classes derive from a Protocol); with its argument copies a call costs 4.8-5.6 us of client
+CPU through `Script`, 1.6-1.9 us here, translation included, and 0.5-1.0 us for a bare
+`execute_command` (16-64 arguments, 2026-12-04), on an ingest request whose server CPU is
+about 200 us.
 
 The functions below are the only place that knows the order of a script's KEYS and ARGV,
 written in each .lua file's header; they derive every key from relay/store/keys.py. The
@@ -17,12 +21,15 @@ record-type modules call them with names, and turn the answers into their own ty
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final, NamedTuple, Protocol
 
+from redis.client import Pipeline
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
@@ -38,19 +45,23 @@ class LuaScript:
     def __init__(self, name: str, *, uses: Sequence[str] = ()) -> None:
         self.name = name
         self.files = (*(f"_{shared}.lua" for shared in uses), f"{name}.lua")
-        source = b"".join((LUA_DIR / file).read_bytes() for file in self.files)
-        # bytes: Script wants its registered client only to encode a str source, and every
-        # call below names its client (one Script per process serves every connection)
-        self._script = Script(None, source)  # type: ignore[arg-type]
-
-    @property
-    def sha(self) -> str:
-        """The SHA1 Redis knows the script by."""
-        return self._script.sha
+        self.source = b"".join((LUA_DIR / file).read_bytes() for file in self.files)
+        self.sha = hashlib.sha1(self.source).hexdigest()  # the name Redis knows it by
+        # for pipelines; bytes: Script wants its registered client only to encode a str
+        # source, and every call names its client (one per process serves every connection)
+        self._script = Script(None, self.source)  # type: ignore[arg-type]
 
     def __call__(self, client: Redis, script_keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        with translate_errors():
+        """Run the script (on a pipeline: queue it; the pipeline answers when it executes)."""
+        if type(client) is Pipeline:  # not isinstance: see the module's docstring
             return self._script(script_keys, args, client=client)
+        execute: Callable[..., Any] = client.execute_command
+        with translate_errors():
+            try:
+                return execute("EVALSHA", self.sha, len(script_keys), *script_keys, *args)
+            except NoScriptError:
+                client.script_load(self.source)
+                return execute("EVALSHA", self.sha, len(script_keys), *script_keys, *args)
 
 
 REGISTRY: Final[dict[str, LuaScript]] = {}
