@@ -15,17 +15,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 import uvicorn
 from fastapi.testclient import TestClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from relay.api.app import create_app
 from relay.api.server import server_config
 from relay.cli.embedded_redis import free_port, start_redis
 from relay.settings import Settings
-from relay.store.client import Redis
+from relay.store.client import Redis, connect
 
 ADMIN_TOKEN = "test-admin-token"
 # a copy of ../shared (seeds and Unleash fixtures) so a clone of the repository is self-contained
@@ -34,16 +37,30 @@ SHARED = Path(__file__).resolve().parent / "data" / "shared"
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis for the whole session; the embedded one unless RELAY_TEST_REDIS_URL is set."""
+    """A real Redis for the whole session; the embedded one unless RELAY_TEST_REDIS_URL is set.
+
+    Under pytest-xdist each worker process has its own session, so its own embedded Redis
+    (tmp_path_factory is per worker too); a given Redis is shared, one database per worker.
+    """
     given = os.environ.get("RELAY_TEST_REDIS_URL")
     if given:
-        yield given
+        yield _database_of_this_worker(given)
         return
     server = start_redis(tmp_path_factory.mktemp("redis"))
     try:
         yield server.url
     finally:
         server.stop()
+
+
+def _database_of_this_worker(url: str) -> str:
+    """`url` with database N for xdist worker gwN (FLUSHDB empties one database only, and
+    Celery's fanout channels carry the database number); unchanged outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{int(worker[2:])}"))
 
 
 @pytest.fixture
@@ -73,6 +90,30 @@ def app_client(settings: Settings, redis_client: Redis) -> Iterator[TestClient]:
     """The API in-process, on the test Redis."""
     with TestClient(create_app(settings, redis=redis_client)) as client:
         yield client
+
+
+@pytest.fixture
+def api_for() -> Iterator[Callable[[Settings], TestClient]]:
+    """Opens the API in-process for given settings, on a client of their Redis; closed after."""
+    opened: list[TestClient] = []
+
+    def open_api(settings: Settings) -> TestClient:
+        client = TestClient(create_app(settings, redis=connect(settings.require_redis_url())))
+        opened.append(client.__enter__())
+        return opened[-1]
+
+    yield open_api
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client_without_redis(settings: Settings) -> Iterator[TestClient]:
+    """The API with a Redis client pointed at a port where nothing listens."""
+    down = redis.Redis(port=free_port(), decode_responses=True, retry=Retry(NoBackoff(), 0))
+    with TestClient(create_app(settings, redis=down)) as client:
+        yield client
+    down.close()
 
 
 @pytest.fixture

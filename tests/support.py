@@ -1,51 +1,142 @@
-"""Helpers shared by tests in several folders (fixtures live in conftest.py)."""
+"""Helpers shared by tests in several folders (fixtures live in conftest.py).
+
+Factories make records in the store (`subscription`, `subscribe`, `record_event`) or through
+the API (`subscribe_via_api`, `post_events`); `eventually` polls until a condition holds.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from fastapi.testclient import TestClient
 
-from relay.store import subscriptions
+from relay.store import events, subscriptions
 from relay.store.client import Redis
+from relay.store.subscriptions import SubscriptionRecord
+
+# nothing listens on the discard port: a delivery to it fails at once
+CLOSED_URL = "http://127.0.0.1:9/hook"
+SUBSCRIPTIONS = "/api/v2/integrations/webhook"
 
 
-def subscribe(
-    client: Redis, *, on: bool = True, statements: list[dict[str, Any]] | None = None
-) -> str:
-    """Store a webhook subscription (unleash format, to a closed port); its id."""
-    record = subscriptions.create_subscription(
+class Api(Protocol):
+    """What the API factories need of a client: a TestClient or an httpx client."""
+
+    def post(self, url: str, *, json: Any = None, headers: Any = None) -> Any: ...
+
+
+def subscription(
+    client: Redis,
+    *,
+    url: str = CLOSED_URL,
+    name: str = "test",
+    on: bool = True,
+    statements: list[dict[str, Any]] | None = None,
+    fmt: str = "unleash",
+    secret: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> SubscriptionRecord:
+    """Store a webhook subscription (by default unleash format, to a closed port)."""
+    config: dict[str, Any] = {"url": url, "format": fmt, "headers": headers or {}}
+    if secret is not None:
+        config["secret"] = secret
+    return subscriptions.create_subscription(
         client,
         integration_key="webhook",
-        name="test",
-        config={"url": "http://127.0.0.1:9/hook", "format": "unleash", "headers": {}},
+        name=name,
+        config=config,
         statements=statements or [],
         on=on,
         tags=[],
     )
-    return record.id
+
+
+def subscribe(client: Redis, **fields: Any) -> str:
+    """`subscription(...)`'s id."""
+    return subscription(client, **fields).id
+
+
+def unleash_event(**fields: Any) -> dict[str, Any]:
+    """An Unleash `feature-created` event; `fields` add to it or replace its own."""
+    return {
+        "type": "feature-created",
+        "createdBy": "test",
+        "featureName": "f",
+        "project": "p",
+        **fields,
+    }
+
+
+def record_event(client: Redis, *, source: str = "test", **fields: Any) -> int:
+    """Record `unleash_event(**fields)` in the store; its relay id."""
+    [event_id] = events.record_events(client, events=[unleash_event(**fields)], source=source)
+    return event_id
+
+
+def subscribe_via_api(
+    api: Api,
+    url: str,
+    *,
+    name: str,
+    headers: dict[str, str] | None = None,
+    statements: list[dict[str, Any]] | None = None,
+    on: bool = True,
+    fmt: str = "unleash",
+    secret: str | None = None,
+) -> str:
+    """Create a webhook subscription through the API; its id."""
+    config: dict[str, Any] = {"url": url, "format": fmt}
+    if secret is not None:
+        config["secret"] = secret
+    body: dict[str, Any] = {"name": name, "config": config, "on": on}
+    if statements is not None:
+        body["statements"] = statements
+    response = api.post(SUBSCRIPTIONS, json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    sub_id: str = response.json()["_id"]
+    return sub_id
+
+
+def post_events(api: Api, batch: Sequence[dict[str, Any]], *, headers: dict[str, str]) -> list[int]:
+    """Record events through `POST /api/events`; their relay ids."""
+    response = api.post("/api/events", json=list(batch), headers=headers)
+    assert response.status_code == 202, response.text
+    ids: list[int] = response.json()["ids"]
+    return ids
 
 
 def deliveries_of(
     api: TestClient, sub_id: str, *, headers: dict[str, str], **params: Any
 ) -> list[dict[str, Any]]:
     """A subscription's deliveries through the API (`params`: limit, state, ...)."""
-    response = api.get(
-        f"/api/v2/integrations/webhook/{sub_id}/deliveries", params=params, headers=headers
-    )
+    response = api.get(f"{SUBSCRIPTIONS}/{sub_id}/deliveries", params=params, headers=headers)
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """Poll `check` every 50 ms until it returns something true; that value."""
+def eventually(
+    check: Callable[[], Any],
+    timeout: float = 15.0,
+    *,
+    interval: float = 0.05,
+    ignoring: tuple[type[Exception], ...] = (),
+    what: str = "the condition",
+) -> Any:
+    """Poll `check` every `interval` s until it returns something true; that value.
+
+    Exceptions of the `ignoring` types count as "not yet"; after `timeout` s an
+    AssertionError says `what` was waited for.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = check()
+        try:
+            value = check()
+        except ignoring:
+            value = None
         if value:
             return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

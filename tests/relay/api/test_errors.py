@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import redis
 from fastapi.testclient import TestClient
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from relay.api.app import create_app
-from relay.cli.embedded_redis import free_port
 from relay.settings import Settings
 from relay.store import tokens
 from relay.store.client import Redis
@@ -161,14 +155,6 @@ def test_unexpected_exception_is_500_without_details(
     body = _assert_error(response, 500, "internal_error")
     assert "secret detail" not in response.text
     assert set(body) == {"code", "message"}
-
-
-@pytest.fixture
-def client_without_redis(settings: Settings) -> Iterator[TestClient]:
-    down = redis.Redis(port=free_port(), decode_responses=True, retry=Retry(NoBackoff(), 0))
-    with TestClient(create_app(settings, redis=down)) as client:
-        yield client
-    down.close()
 
 
 def test_unreachable_redis_is_503(client_without_redis: TestClient) -> None:

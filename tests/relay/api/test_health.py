@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
-import redis
 from fastapi.testclient import TestClient
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from relay.api.app import create_app
-from relay.cli.embedded_redis import free_port
 from relay.settings import Settings
 from relay.store import heartbeats, keys
 from relay.store.client import Redis
@@ -61,15 +54,6 @@ def test_readyz_ignores_a_stale_heartbeat(
     response = app_client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["workers"] == []
-
-
-@pytest.fixture
-def client_without_redis(settings: Settings) -> Iterator[TestClient]:
-    """The API with a Redis client pointed at a port where nothing listens."""
-    down = redis.Redis(port=free_port(), decode_responses=True, retry=Retry(NoBackoff(), 0))
-    with TestClient(create_app(settings, redis=down)) as client:
-        yield client
-    down.close()
 
 
 def test_readyz_is_503_when_redis_is_down(client_without_redis: TestClient) -> None:

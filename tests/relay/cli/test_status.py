@@ -13,22 +13,11 @@ from rich.console import Console
 from relay.cli import status
 from relay.cli.main import main
 from relay.settings import Settings
-from relay.store import deliveries, events, heartbeats, subscription_status, subscriptions
+from relay.store import deliveries, heartbeats, subscription_status, subscriptions
 from relay.store.client import Redis
 from relay.store.deliveries import DeliveryKind, DeliveryState, Finish, NewDelivery
 from relay.store.subscriptions import SubscriptionRecord
-
-
-def subscribe(client: Redis, name: str) -> SubscriptionRecord:
-    return subscriptions.create_subscription(
-        client,
-        integration_key="webhook",
-        name=name,
-        config={"url": f"http://127.0.0.1:9/{name}", "format": "unleash"},
-        statements=[],
-        on=True,
-        tags=[],
-    )
+from tests.support import record_event, subscription
 
 
 def kill(client: Redis, sub_id: str, count: int) -> None:
@@ -43,7 +32,10 @@ def kill(client: Redis, sub_id: str, count: int) -> None:
 @pytest.fixture
 def relay_state(redis_client: Redis) -> dict[str, SubscriptionRecord]:
     """Two subscriptions: `healthy` (3 successes) and `broken` (2 errors, 2 dead, turned off)."""
-    healthy, broken = subscribe(redis_client, "healthy"), subscribe(redis_client, "broken")
+    healthy, broken = (
+        subscription(redis_client, url=f"http://127.0.0.1:9/{name}", name=name)
+        for name in ("healthy", "broken")
+    )
     now = int(time.time() * 1000)
     for n in range(3):
         subscription_status.record_success(redis_client, sub_id=healthy.id, at_ms=now - n)
@@ -53,8 +45,7 @@ def relay_state(redis_client: Redis) -> dict[str, SubscriptionRecord]:
         )
     kill(redis_client, broken.id, 2)
     subscriptions.turn_off(redis_client, sub_id=broken.id, reason="failing for 5.0d")
-    event = {"type": "feature-created", "createdBy": "s", "featureName": "f"}
-    events.record(redis_client, events=[event], source="status")
+    record_event(redis_client, source="status", createdBy="s")
     heartbeats.beat(redis_client, worker="w1@host")
     return {"healthy": healthy, "broken": broken}
 
@@ -145,7 +136,7 @@ def test_status_without_redis_or_a_running_relay_explains(
 def test_an_open_circuit_and_waiting_deliveries_are_shown(redis_client: Redis) -> None:
     """A subscription whose circuit opened: its state says so, with the deliveries held back."""
     # given: three attempts in a row got no answer; two more deliveries came meanwhile
-    record = subscribe(redis_client, "hanging")
+    record = subscription(redis_client, url="http://127.0.0.1:9/hanging", name="hanging")
     limits = deliveries.Limits(
         max_in_flight=3,
         lease_ms=60_000,

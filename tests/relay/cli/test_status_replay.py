@@ -13,19 +13,7 @@ from relay.cli.main import main
 from relay.settings import Settings
 from relay.store import events, queues, subscriptions
 from relay.store.client import Redis
-from relay.store.subscriptions import SubscriptionRecord
-
-
-def subscribe(client: Redis, url: str, statements: list[dict[str, Any]]) -> SubscriptionRecord:
-    return subscriptions.create_subscription(
-        client,
-        integration_key="webhook",
-        name="replayed",
-        config={"url": url, "format": "unleash"},
-        statements=statements,
-        on=True,
-        tags=[],
-    )
+from tests.support import subscription
 
 
 def record(client: Redis, *created_at: str) -> list[int]:
@@ -57,7 +45,7 @@ def test_replay_resends_the_included_events_of_the_range_and_follows_them(
     # given
     start_worker(settings)
     receiver = receivers()
-    sub = subscribe(redis_client, receiver.url, PRODUCTION_ONLY)
+    sub = subscription(redis_client, url=receiver.url, name="replayed", statements=PRODUCTION_ONLY)
     ids = record(
         redis_client, "2024-01-01T10:00:00Z", "2024-01-02T10:00:00Z", "2024-03-01T00:00:00Z"
     )
@@ -79,7 +67,7 @@ def test_replay_without_waiting_leaves_the_deliveries_to_the_workers(
 ) -> None:
     """`--no-wait` creates the deliveries, due now, and returns at once; `--from 2h` = 2h ago."""
     # given
-    sub = subscribe(redis_client, "http://127.0.0.1:9/hook", [])
+    sub = subscription(redis_client, name="replayed")
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     record(redis_client, now)
     # when
@@ -109,7 +97,7 @@ def test_replay_refuses_what_it_cannot_do(
     says: str,
 ) -> None:
     """An unknown subscription, a time it cannot read, or an empty range: a clear error."""
-    sub = subscribe(redis_client, "http://127.0.0.1:9/hook", [])
+    sub = subscription(redis_client, name="replayed")
     full = argv if "--subscription" in argv else ["--subscription", sub.id, *argv]
     assert main(["replay", *full], settings=settings) == code
     assert says in capsys.readouterr().err
@@ -119,7 +107,7 @@ def test_replay_to_a_subscription_that_is_off_is_refused(
     settings: Settings, redis_client: Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A subscription that is off gets nothing replayed (turn it on first), as in the API."""
-    sub = subscribe(redis_client, "http://127.0.0.1:9/hook", [])
+    sub = subscription(redis_client, name="replayed")
     subscriptions.turn_off(redis_client, sub_id=sub.id, reason="manual")
     assert main(["replay", "--subscription", sub.id, "--from", "1h"], settings=settings) == 1
     assert "is off" in capsys.readouterr().err

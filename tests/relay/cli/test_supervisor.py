@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from relay.cli.supervisor import Backoff, Child, Supervisor, SupervisorError, spawn
+from tests.support import eventually
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 # a child that ignores SIGTERM and leaves a grandchild that ignores it too
@@ -28,15 +29,6 @@ STUBBORN = [
     "time.sleep(60)\n",
 ]
 FAILING = [sys.executable, "-c", "raise SystemExit(3)"]
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _check_until(supervisor: Supervisor, condition: Callable[[], bool]) -> None:
@@ -116,7 +108,7 @@ def test_stop_kills_what_ignores_sigterm_with_its_group(supervisors: list[Superv
     supervisor = _supervise(supervisors, [child], Backoff())
     assert child.pid is not None
     parent = psutil.Process(child.pid)
-    _wait_for(lambda: len(parent.children()) == 1)
+    eventually(lambda: len(parent.children()) == 1, timeout=10)
     family = [parent, *parent.children()]
     # when
     started = time.monotonic()
@@ -124,7 +116,7 @@ def test_stop_kills_what_ignores_sigterm_with_its_group(supervisors: list[Superv
     # then
     assert time.monotonic() - started < 3
     # a SIGKILLed orphan is reaped by init, a moment later
-    _wait_for(lambda: not any(_alive(proc) for proc in family), timeout=5)
+    eventually(lambda: not any(_alive(proc) for proc in family), timeout=5)
 
 
 # a supervisor in a process of its own, with one sleeping child; prints the child's pid
@@ -154,7 +146,7 @@ def test_children_die_with_a_sigkilled_supervisor() -> None:
             process.kill()
             process.wait(10)
             # then
-            _wait_for(lambda: not _alive(child), timeout=5)
+            eventually(lambda: not _alive(child), timeout=5)
         finally:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()

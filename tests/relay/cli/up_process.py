@@ -18,6 +18,7 @@ import httpx
 import psutil
 
 from relay.cli.embedded_redis import free_port
+from tests.support import eventually
 
 STARTUP_LIMIT = 30.0  # the issue's promise: /healthz answers within 30 s
 ROLES = ("redis", "api", "worker", "beat")
@@ -77,16 +78,12 @@ def _pump(stream: Any, sink: list[str]) -> None:
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll `condition` until true; the seconds it took."""
+    """Poll `condition` until true (a failed request or process lookup: not yet); the seconds
+    it took."""
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        try:
-            if condition():
-                return time.monotonic() - start
-        except (httpx.HTTPError, LookupError, psutil.Error):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    errors = (httpx.HTTPError, LookupError, psutil.Error)
+    eventually(condition, timeout, interval=0.1, ignoring=errors, what=what)
+    return time.monotonic() - start
 
 
 def up_command(port: int, data_dir: Path) -> list[str]:

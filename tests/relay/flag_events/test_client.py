@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 from launchdarkly_api import ApiClient, Configuration, InsightsFlagEventsBetaApi
 from launchdarkly_api.models.flag_event_collection_rep import FlagEventCollectionRep
 
+from tests.support import post_events
+
 MINUTE = 60_000
 # half past a minute two hours ago: its ten-minute windows are whole minutes on both sides
 T = (int(time.time() * 1000) // MINUTE - 120) * MINUTE + 30_000
@@ -31,10 +33,7 @@ def post(app_client: TestClient, admin_headers: dict[str, str]) -> Any:
     """Record events through `POST /api/events`; returns their relay ids."""
 
     def record(*events: dict[str, Any]) -> list[int]:
-        response = app_client.post("/api/events", json=list(events), headers=admin_headers)
-        assert response.status_code == 202, response.text
-        ids: list[int] = response.json()["ids"]
-        return ids
+        return post_events(app_client, events, headers=admin_headers)
 
     return record
 

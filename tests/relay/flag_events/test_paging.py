@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 from launchdarkly_api import ApiClient, Configuration, InsightsFlagEventsBetaApi
 from launchdarkly_api.models.flag_event_collection_rep import FlagEventCollectionRep
 
+from tests.support import post_events
+
 MINUTE = 60_000
 DAY = 86_400_000
 NOW = int(time.time() * 1000)
@@ -42,11 +44,6 @@ def _event(flag: str, at: int, environment: str | None = "production") -> dict[s
     }
 
 
-def _post(client: TestClient, headers: dict[str, str], events: list[dict[str, Any]]) -> None:
-    response = client.post("/api/events", json=events, headers=headers)
-    assert response.status_code == 202, response.text
-
-
 @pytest.fixture
 def history(app_client: TestClient, admin_headers: dict[str, str]) -> None:
     """Thirty-three events in threes sharing a millisecond, some global, three flags; noise."""
@@ -55,7 +52,7 @@ def history(app_client: TestClient, admin_headers: dict[str, str]) -> None:
         for i in range(33)
     ]
     events += [_event("a", T, "staging"), {**_event("a", T), "project": "other"}]
-    _post(app_client, admin_headers, events)
+    post_events(app_client, events, headers=admin_headers)
     bucket = {"start": _iso(T), "stop": _iso(T + 1000), "toggles": {"b": {"yes": 1, "no": 1}}}
     body = {"appName": "web", "environment": "production", "bucket": bucket}
     assert (
@@ -134,7 +131,7 @@ def test_defaults_are_the_last_seven_days_and_twenty_items(
     # given
     recent = [_event("f", NOW - 60 * MINUTE + i) for i in range(25)]
     old = [_event("f", NOW - 6 * DAY), _event("f", NOW - 8 * DAY)]
-    _post(app_client, admin_headers, recent + old)
+    post_events(app_client, recent + old, headers=admin_headers)
     # when
     page = ld.get_flag_events("default", "production")
     wider = ld.get_flag_events("default", "production", var_from=NOW - 9 * DAY)
@@ -148,8 +145,10 @@ def test_from_and_to_bound_the_window_inclusively(
     ld: InsightsFlagEventsBetaApi, app_client: TestClient, admin_headers: dict[str, str]
 ) -> None:
     """Events at exactly `from` or `to` are in; one millisecond outside is not."""
-    _post(app_client, admin_headers, [_event("f", T - 1), _event("f", T), _event("f", T + 10)])
-    _post(app_client, admin_headers, [_event("f", T + 11)])
+    post_events(
+        app_client, [_event("f", T - 1), _event("f", T), _event("f", T + 10)], headers=admin_headers
+    )
+    post_events(app_client, [_event("f", T + 11)], headers=admin_headers)
     page = ld.get_flag_events("default", "production", var_from=T, to=T + 10)
     assert [item.event_time for item in page.items] == [T + 10, T]
     assert page.total_count == 2
@@ -159,7 +158,7 @@ def test_links_keep_the_request_and_pin_the_window(
     ld: InsightsFlagEventsBetaApi, app_client: TestClient, admin_headers: dict[str, str]
 ) -> None:
     """`self` is the request; `next` repeats its filters with the window fixed."""
-    _post(app_client, admin_headers, [_event("f", T + i) for i in range(3)])
+    post_events(app_client, [_event("f", T + i) for i in range(3)], headers=admin_headers)
     page = ld.get_flag_events("default", "production", query="f", limit=2)
     assert page.links is not None
     assert page.links["self"].href == (

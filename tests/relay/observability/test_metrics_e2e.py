@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from relay.cli.embedded_redis import free_port
 from relay.settings import Settings
 from relay.store.client import Redis
+from tests.support import eventually, subscribe_via_api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -63,16 +64,12 @@ def api(settings: Settings, redis_client: Redis, metrics_dir: Path) -> Iterator[
 
 
 def _wait_until_up(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def up() -> bool:
         assert process.poll() is None, "the API exited"
-        try:
-            if client.get("/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the API did not answer within 30 s")
+        return client.get("/healthz").status_code == 200
+
+    errors = (httpx.TransportError,)
+    eventually(up, 30, interval=0.1, ignoring=errors, what="the API to answer")
 
 
 def scrape(api: httpx.Client) -> Samples:
@@ -99,14 +96,6 @@ def wait_for(api: httpx.Client, done: Callable[[Samples], bool], timeout: float 
     return samples
 
 
-def subscribe(api: httpx.Client, url: str) -> str:
-    body = {"name": "metrics", "config": {"url": url, "format": "unleash"}, "on": True}
-    response = api.post("/api/v2/integrations/webhook", json=body)
-    assert response.status_code == 201, response.text
-    sub_id: str = response.json()["_id"]
-    return sub_id
-
-
 def test_a_run_moves_the_counters_by_what_happened(
     settings: Settings,
     api: httpx.Client,
@@ -120,7 +109,7 @@ def test_a_run_moves_the_counters_by_what_happened(
     steady, flaky = receivers(), receivers()
     flaky.reply(500, times=1)
     for receiver in (steady, flaky):
-        subscribe(api, receiver.url)
+        subscribe_via_api(api, receiver.url, name="metrics")
     events = [
         {"id": n, "type": "feature-created", "createdBy": "m", "featureName": f"f{n}"}
         for n in range(3)

@@ -17,9 +17,10 @@ from standardwebhooks import Webhook
 
 from relay import clock
 from relay.settings import Settings
-from relay.store import deliveries, events, keys, subscription_status, subscriptions
+from relay.store import deliveries, keys, subscription_status, subscriptions
 from relay.store.client import Redis
 from relay.store.deliveries import Delivery, DeliveryKind, DeliveryState, NewDelivery
+from tests import support
 from workers.delivery import batch
 from workers.delivery.batch import Done
 from workers.delivery.sender import LoopSender
@@ -52,18 +53,15 @@ def deliver(
     return run
 
 
-def subscribe(client: Redis, url: str, *, on: bool = True, fmt: str = "unleash") -> str:
-    config = {"url": url, "secret": SECRET, "format": fmt, "headers": {"X-Team": "core"}}
-    record = subscriptions.create_subscription(
-        client, integration_key="webhook", name="d", config=config, statements=[], on=on, tags=[]
-    )
-    return record.id
+def subscribe(client: Redis, url: str, **fields: Any) -> str:
+    """A subscription signed with SECRET that sends an X-Team header."""
+    team = {"X-Team": "core"}
+    return support.subscribe(client, url=url, name="d", secret=SECRET, headers=team, **fields)
 
 
 def pending(client: Redis, sub_id: str, *, kind: DeliveryKind = DeliveryKind.EVENT) -> str:
     """A recorded event and its pending delivery to `sub_id`; the delivery id."""
-    event = {"type": "feature-created", "createdBy": "me", "featureName": "f", "project": "p"}
-    [event_id] = events.record_events(client, events=[event], source="test")
+    event_id = support.record_event(client, createdBy="me")
     if kind is DeliveryKind.TEST:
         new = NewDelivery(f"msg_test_{sub_id}", kind, sub_id, None)
     else:

@@ -7,23 +7,22 @@ reaches its receiver at least once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from relay.api.app import create_app
 from relay.cli.embedded_redis import free_port, start_redis
 from relay.settings import Settings
 from relay.store import deliveries, keys
 from relay.store.client import Redis, connect
+from tests.support import post_events, subscribe_via_api, unleash_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ADMIN = {"Authorization": "crash-admin"}
-SUBS = "/api/v2/integrations/webhook"
 EVENTS = 100
 
 
@@ -42,43 +41,14 @@ def crash_settings(redis_url: str, data_dir: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def api_for() -> Iterator[Callable[[Settings], TestClient]]:
-    opened: list[TestClient] = []
-
-    def open_api(settings: Settings) -> TestClient:
-        client = TestClient(create_app(settings, redis=connect(settings.require_redis_url())))
-        opened.append(client.__enter__())
-        return opened[-1]
-
-    yield open_api
-    for client in opened:
-        client.__exit__(None, None, None)
-
-
-def subscribe(api: TestClient, url: str) -> str:
-    body = {"name": "crash", "config": {"url": url, "format": "unleash"}, "on": True}
-    response = api.post(SUBS, json=body, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    sub_id: str = response.json()["_id"]
-    return sub_id
-
-
 def ingest_burst(api: TestClient, count: int) -> list[int]:
     ids: list[int] = []
     for start in range(0, count, 10):
         batch = [
-            {
-                "type": "feature-updated",
-                "createdBy": "crash",
-                "featureName": f"f{i}",
-                "project": "p",
-            }
+            unleash_event(type="feature-updated", createdBy="crash", featureName=f"f{i}")
             for i in range(start, start + 10)
         ]
-        response = api.post("/api/events", json=batch, headers=ADMIN)
-        assert response.status_code == 202, response.text
-        ids += response.json()["ids"]
+        ids += post_events(api, batch, headers=ADMIN)
     return ids
 
 
@@ -122,7 +92,7 @@ def test_a_sigkilled_worker_loses_no_delivery(
     slow = [receivers(), receivers()]
     for receiver in slow:
         receiver.always(200, delay=0.4)
-    sub_ids = [subscribe(api, receiver.url) for receiver in slow]
+    sub_ids = [subscribe_via_api(api, r.url, name="crash", headers=ADMIN) for r in slow]
     event_ids = ingest_burst(api, EVENTS)
     expected = {f"msg_{e}_{s}" for e in event_ids for s in sub_ids}
     slow[0].wait_for(10)
@@ -156,7 +126,7 @@ def test_redis_killed_and_restarted_from_its_aof_loses_nothing(
         slow = [receivers(), receivers()]
         for receiver in slow:
             receiver.always(200, delay=0.4)
-        sub_ids = [subscribe(api, receiver.url) for receiver in slow]
+        sub_ids = [subscribe_via_api(api, r.url, name="crash", headers=ADMIN) for r in slow]
         event_ids = ingest_burst(api, EVENTS)
         expected = {f"msg_{e}_{s}" for e in event_ids for s in sub_ids}
         time.sleep(1.2)  # appendfsync everysec: what was acked a second ago is on disk

@@ -24,7 +24,7 @@ from relay.cli.embedded_redis import start_redis
 from relay.settings import Settings
 from relay.store.client import connect
 from tests import support
-from tests.support import wait_until
+from tests.support import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -76,29 +76,15 @@ def new_secret() -> str:
 
 
 def create_subscription(
-    api: TestClient,
-    url: str,
-    *,
-    secret: str | None = None,
-    statements: list[dict[str, Any]] | None = None,
-    on: bool = True,
-    fmt: str = "unleash",
+    api: TestClient, url: str, *, secret: str | None = None, **fields: Any
 ) -> str:
-    config = {"url": url, "secret": secret or new_secret(), "format": fmt}
-    body: dict[str, Any] = {"name": "e2e", "config": config, "on": on}
-    if statements is not None:
-        body["statements"] = statements
-    response = api.post(SUBS, json=body, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    sub_id: str = response.json()["_id"]
-    return sub_id
+    """A subscription named e2e, signed with `secret` (a new one by default)."""
+    secret = secret or new_secret()
+    return support.subscribe_via_api(api, url, name="e2e", headers=ADMIN, secret=secret, **fields)
 
 
 def post_events(api: TestClient, *events: dict[str, Any]) -> list[int]:
-    response = api.post("/api/events", json=list(events), headers=ADMIN)
-    assert response.status_code == 202, response.text
-    ids: list[int] = response.json()["ids"]
-    return ids
+    return support.post_events(api, events, headers=ADMIN)
 
 
 def flag_event(name: str, **extra: Any) -> dict[str, Any]:
@@ -132,7 +118,7 @@ def test_ingested_event_is_delivered_with_verifiable_signatures(
     assert payload["id"] == event_id and payload["featureName"] == "e2e-signed"
     expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
     assert request.headers["x-ld-signature"] == expected
-    [delivery] = wait_until(lambda: deliveries_of(api, sub_id, state="delivered"))
+    [delivery] = eventually(lambda: deliveries_of(api, sub_id, state="delivered"))
     assert delivery["attempts"][0]["statusCode"] == 200
     assert delivery["attemptCount"] == 1
 
@@ -151,7 +137,7 @@ def test_failed_attempts_are_retried_with_the_same_webhook_id(
     # then
     requests = receiver.wait_for(3)
     assert len({r.headers["webhook-id"] for r in requests}) == 1
-    [delivery] = wait_until(lambda: deliveries_of(api, sub_id, state="delivered"))
+    [delivery] = eventually(lambda: deliveries_of(api, sub_id, state="delivered"))
     assert [a["statusCode"] for a in delivery["attempts"]] == [500, 500, 200]
     assert delivery["attempts"][0]["responseBody"] == "down"
     assert all(a["durationMs"] >= 0 for a in delivery["attempts"])
@@ -179,7 +165,7 @@ def test_410_turns_the_subscription_off(api: TestClient, receivers: Any) -> None
     create_subscription(api, control.url)
     post_events(api, flag_event("e2e-gone-1"))
     gone.wait_for(1)
-    wait_until(lambda: not api.get(f"{SUBS}/{gone_id}", headers=ADMIN).json()["on"])
+    eventually(lambda: not api.get(f"{SUBS}/{gone_id}", headers=ADMIN).json()["on"])
     # when
     post_events(api, flag_event("e2e-gone-2"))
     # then
@@ -218,7 +204,7 @@ def test_exhausted_delivery_is_dead_and_the_retry_endpoint_revives_it(
     sub_id = create_subscription(api, receiver.url)
     post_events(api, flag_event("e2e-dead"))
     receiver.wait_for(4)
-    [dead] = wait_until(lambda: deliveries_of(api, sub_id, state="dead"))
+    [dead] = eventually(lambda: deliveries_of(api, sub_id, state="dead"))
     assert dead["attemptCount"] == 4 and "4 attempts" in dead["reason"]
     # when
     receiver.always(200)
@@ -229,7 +215,7 @@ def test_exhausted_delivery_is_dead_and_the_retry_endpoint_revives_it(
     assert response.json()["state"] == "pending" and response.json()["attemptCount"] == 0
     requests = receiver.wait_for(5)
     assert requests[-1].headers["webhook-id"] == dead["_id"]
-    [delivered] = wait_until(lambda: deliveries_of(api, sub_id, state="delivered"))
+    [delivered] = eventually(lambda: deliveries_of(api, sub_id, state="delivered"))
     assert delivered["attemptCount"] == 1 and len(delivered["attempts"]) == 5
 
 

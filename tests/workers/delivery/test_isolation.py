@@ -7,19 +7,20 @@ A real worker process (with beat), the API in-process on the same Redis, real re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from relay.api.app import create_app
 from relay.settings import Settings
 from relay.store import subscriptions
 from relay.store.client import Redis
 from tests import support
+from tests.support import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# redis_client: each test starts on an emptied database (conftest's `api_for` opens the API)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("redis_client")]
 
 ADMIN = {"Authorization": "test-admin-token"}
 SUBS = "/api/v2/integrations/webhook"
@@ -41,28 +42,11 @@ def isolation_settings(settings: Settings, **changes: Any) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture
-def api_for(redis_client: Redis) -> Iterator[Callable[[Settings], TestClient]]:
-    opened: list[TestClient] = []
-
-    def open_api(config: Settings) -> TestClient:
-        opened.append(TestClient(create_app(config, redis=redis_client)).__enter__())
-        return opened[-1]
-
-    yield open_api
-    for client in opened:
-        client.__exit__(None, None, None)
-
-
 def subscribe(api: TestClient, url: str, project: str) -> str:
     statements = [
         {"effect": "allow", "resources": [f"proj/{project}:env/*:flag/*"], "actions": ["*"]}
     ]
-    body = {"name": project, "config": {"url": url, "format": "unleash"}, "on": True}
-    response = api.post(SUBS, json={**body, "statements": statements}, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    sub_id: str = response.json()["_id"]
-    return sub_id
+    return support.subscribe_via_api(api, url, name=project, headers=ADMIN, statements=statements)
 
 
 def post_events(api: TestClient, project: str, count: int) -> list[int]:
@@ -75,10 +59,7 @@ def post_events(api: TestClient, project: str, count: int) -> list[int]:
         }
         for n in range(count)
     ]
-    response = api.post("/api/events", json=events, headers=ADMIN)
-    assert response.status_code == 202, response.text
-    ids: list[int] = response.json()["ids"]
-    return ids
+    return support.post_events(api, events, headers=ADMIN)
 
 
 def status_of(api: TestClient, sub_id: str) -> dict[str, Any]:
@@ -90,10 +71,6 @@ def status_of(api: TestClient, sub_id: str) -> dict[str, Any]:
 
 def deliveries_of(api: TestClient, sub_id: str) -> list[dict[str, Any]]:
     return support.deliveries_of(api, sub_id, headers=ADMIN, limit=100)
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    return support.wait_until(check, timeout)
 
 
 def test_a_hanging_receiver_does_not_delay_another_subscription(
@@ -151,8 +128,9 @@ def test_in_flight_to_one_subscription_never_exceeds_the_cap(
     assert overlapping <= 3, arrivals
     # waiting deliveries start when a slot frees, not at the pump's next tick (1 s)
     assert arrivals[-1] - arrivals[0] < 9 * delay + 2.0, arrivals
-    assert wait_until(
-        lambda: len([d for d in deliveries_of(api, sub_id) if d["state"] == "delivered"]) == 30
+    assert eventually(
+        lambda: len([d for d in deliveries_of(api, sub_id) if d["state"] == "delivered"]) == 30,
+        timeout=20,
     )
     assert all(d["attemptCount"] == 1 for d in deliveries_of(api, sub_id))
 
@@ -174,7 +152,9 @@ def test_the_circuit_opens_after_timeouts_and_a_probe_closes_it(
     # when
     post_events(api, "down", 10)
     # then: open, and the receiver gets nothing more than what was in flight and probes
-    status = wait_until(lambda: (s := status_of(api, sub_id)).get("circuitState") == "open" and s)
+    status = eventually(
+        lambda: (s := status_of(api, sub_id)).get("circuitState") == "open" and s, timeout=20
+    )
     assert status["circuitOpenedAt"] <= status["circuitRetryAt"]
     metrics = api.get("/metrics", headers=ADMIN).text
     assert f'relay_circuit_open{{subscription="{sub_id}"}} 1.0' in metrics
@@ -186,8 +166,8 @@ def test_the_circuit_opens_after_timeouts_and_a_probe_closes_it(
     # when: the receiver recovers
     receiver.always(200)
     # then: a probe closes the circuit and every delivery arrives
-    wait_until(lambda: "circuitState" not in status_of(api, sub_id), timeout=20)
-    wait_until(
+    eventually(lambda: "circuitState" not in status_of(api, sub_id), timeout=20)
+    eventually(
         lambda: all(d["state"] == "delivered" for d in deliveries_of(api, sub_id)), timeout=20
     )
     metrics = api.get("/metrics", headers=ADMIN).text
@@ -208,27 +188,22 @@ def test_a_destination_refused_at_connect_turns_the_subscription_off(
     worker = start_worker(config)
     receiver = receivers()
     port = receiver.url.split(":")[2].split("/")[0]
-    record = subscriptions.create_subscription(
-        redis_client,
-        integration_key="webhook",
-        name="refused",
-        config={"url": f"http://localhost:{port}/hook", "format": "unleash", "headers": {}},
-        statements=[],
-        on=True,
-        tags=[],
-    )
+    record = support.subscription(redis_client, url=f"http://localhost:{port}/hook", name="refused")
     # when
     post_events(api, "any", 3)
     # then
-    status = wait_until(lambda: (s := status_of(api, record.id)).get("disabledReason") and s)
+    status = eventually(
+        lambda: (s := status_of(api, record.id)).get("disabledReason") and s, timeout=20
+    )
     assert "destination refused" in status["disabledReason"]
     stored = subscriptions.get_subscription(redis_client, sub_id=record.id)
     assert stored is not None and not stored.on
     assert receiver.received == []
-    states = wait_until(
+    states = eventually(
         lambda: (
             (d := deliveries_of(api, record.id)) and all(x["state"] != "pending" for x in d) and d
-        )
+        ),
+        timeout=20,
     )
     assert {d["state"] for d in states} <= {"dead", "skipped"}
     assert "turning it off" in worker.output()

@@ -8,7 +8,7 @@ from dataclasses import replace
 from relay.store import subscriptions
 from relay.store.client import Redis
 from relay.store.subscriptions import SubscriptionRecord
-from tests.support import subscribe, wait_until
+from tests.support import eventually, subscribe
 from workers.delivery.subscription_cache import SubscriptionCache
 
 CRITICAL = frozenset({"production"})
@@ -77,5 +77,5 @@ def test_a_background_rebuild_catches_up_with_the_version(redis_client: Redis) -
     first = subscribe(redis_client)
     cache.get(redis_client)
     subscribe(redis_client)
-    wait_until(lambda: len(cache.records(redis_client, sub_ids={first})) == 2)
+    eventually(lambda: len(cache.records(redis_client, sub_ids={first})) == 2)
     assert cache.builds == 2
