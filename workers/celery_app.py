@@ -23,7 +23,7 @@ from relay.store.client import connect
 
 log = logging.getLogger(__name__)
 
-TASK_MODULES = ["workers.tasks", "workers.pull.pull_sources"]
+TASK_MODULES = ["workers.tasks"]
 HEARTBEAT_EVERY = 5.0
 
 

@@ -25,7 +25,6 @@ from celery.signals import (
     worker_process_shutdown,
     worker_shutdown,
 )
-from redis import Redis as _Redis
 
 from relay.settings import Settings
 from relay.store.client import Redis, connect
@@ -41,7 +40,7 @@ class WorkerRuntime:
     def __init__(self, settings: Settings) -> None:
         # in the order they depend on each other; `close` undoes it backwards
         self.settings = settings
-        self.redis: Redis = _new_client(settings)
+        self.redis: Redis = connect(settings.require_redis_url())
         self.subscriptions = SubscriptionCache(critical_environments=settings.critical_set)
         self.sender = LoopSender(settings)
 
@@ -105,10 +104,3 @@ def _runs_process_signals(worker: Any) -> bool:
     """Whether the worker's pool sends `worker_process_init` (prefork, solo)."""
     pool = concurrency.get_implementation(getattr(worker, "pool_cls", None) or "prefork")
     return pool.__module__ in ("celery.concurrency.prefork", "celery.concurrency.solo")
-
-
-def _new_client(settings: Settings) -> _Redis:
-    # connect's options, but a client of our own (`connect` shares one per URL), closed
-    # with the runtime
-    client: _Redis = connect.__wrapped__(settings.require_redis_url())
-    return client

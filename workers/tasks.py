@@ -1,4 +1,5 @@
-"""Delivery tasks: fanout, deliver, pump, sweep. Thin: ids in, a plain function does the work.
+"""The Celery tasks: fanout, deliver, pump, sweep, pull sources, retention. Thin: ids in, a
+plain function does the work.
 
 Every task is idempotent and runs with `acks_late` (set on the app): a task redelivered
 after a crash finds its work done (deterministic delivery ids, claims with leases) or
@@ -12,6 +13,7 @@ client are the process's runtime's (workers/runtime.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -22,7 +24,10 @@ from workers.celery_app import app, settings_of
 from workers.delivery import batch, fanout
 from workers.delivery import pump as pumping
 from workers.delivery.sender import Batch, LoopSender, SendAll
+from workers.pull.pull_sources import apply_retention, pull_all
 from workers.runtime import WorkerRuntime, connect_signals, current
+
+log = logging.getLogger(__name__)
 
 # each process that runs these tasks makes its runtime (sender, caches, Redis) at start and
 # closes it at exit (workers/runtime.py says which signal for which pool)
@@ -114,3 +119,18 @@ def sweep_task() -> dict[str, int]:
         cache=runtime.subscriptions,
         enqueue=enqueue_deliveries,
     )
+
+
+@app.task(name=tasks.PULL_SOURCES)  # type: ignore[untyped-decorator]
+def pull_sources_task() -> None:
+    """Pull every configured source once."""
+    runtime = current()
+    pull_all(runtime.redis, settings=runtime.settings)
+
+
+@app.task(name=tasks.RETENTION)  # type: ignore[untyped-decorator]
+def retention_task() -> None:
+    """Trim events older than the retention window."""
+    runtime = current()
+    trimmed = apply_retention(runtime.redis, settings=runtime.settings)
+    log.info("retention trimmed %d events", trimmed)

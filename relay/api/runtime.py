@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis import Redis as _Redis
-
 from relay import tasks
 from relay.api.auth_failures import AuthFailures
 from relay.api.off_loop import OffLoop
@@ -32,7 +30,7 @@ class ApiRuntime:
         # in the order they depend on each other; `close` undoes it backwards
         self.settings = settings
         self._owns_redis = redis is None  # a client handed in (tests) stays its owner's
-        self.redis: Redis = redis if redis is not None else _new_client(settings)
+        self.redis: Redis = redis if redis is not None else connect(settings.require_redis_url())
         self.off_loop = OffLoop()
         self.producer = tasks.Producer(settings)
         self.fanout = FanoutSender(settings, publish=self._publish_fanout)
@@ -64,10 +62,3 @@ def runtime_of(app: Any) -> ApiRuntime:
             "(serve it with uvicorn, or enter `with TestClient(app)`)"
         )
     return runtime
-
-
-def _new_client(settings: Settings) -> _Redis:
-    # connect's options, but a client of our own: `connect` shares one per URL in the
-    # process, and this one is closed with the runtime
-    client: _Redis = connect.__wrapped__(settings.require_redis_url())
-    return client

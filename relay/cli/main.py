@@ -11,7 +11,6 @@ import getpass
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +32,7 @@ from relay.cli.up import (
     run_up,
     warn_if_not_durable,
 )
-from relay.clock import rfc3339_ms
+from relay.clock import now_ms, rfc3339_ms
 from relay.deliveries.replay import replay
 from relay.errors import ConflictError, InvalidRequestError, NotFoundError, RelayError
 from relay.observability.logs import configure_logging
@@ -191,7 +190,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         raise NotFoundError(f"no subscription {args.subscription}")
     if not record.on:
         raise ConflictError(f"subscription {record.id} is off; turn it on first")
-    now = int(time.time() * 1000)
+    now = now_ms()
     start, end = _moment(args.start, "--from", now), _moment(args.end or str(now), "--to", now)
     if start > end:
         raise UsageError("--from is after --to")

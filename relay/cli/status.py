@@ -8,7 +8,6 @@ terminal one (rich).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -18,6 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from relay.clock import now_ms
 from relay.store import heartbeats, queues, subscription_status, subscriptions
 from relay.store.client import Redis
 from relay.store.queues import QueueDepths
@@ -63,7 +63,7 @@ class Status:
 
 def gather(client: Redis, *, worker_ttl: float) -> Status:
     """Read everything `relay status` shows."""
-    now = int(time.time() * 1000)
+    now = now_ms()
     depths = queues.queue_depths(client, now_ms=now)
     seen = heartbeats.workers_seen(client, within_seconds=WORKERS_WINDOW_S)
     workers = [

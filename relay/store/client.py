@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 
 import redis
 
@@ -16,9 +15,9 @@ log = logging.getLogger(__name__)
 Redis = redis.Redis
 
 
-@lru_cache(maxsize=8)
 def connect(url: str) -> Redis:
-    """A pooled client for `url` (decoded strings), shared within a process."""
+    """A new pooled client for `url` (decoded strings). The caller owns it: a process's
+    runtime (relay/api/runtime.py, workers/runtime.py) keeps one and closes it at exit."""
     return redis.Redis.from_url(
         url,
         decode_responses=True,

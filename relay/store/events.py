@@ -13,7 +13,6 @@ project and environment (`pe`), or as global to the project when it has no envir
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,7 +20,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
-from relay.clock import now_rfc3339, rfc3339_ms
+from relay.clock import now_ms, now_rfc3339, rfc3339_ms
 from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
 from relay.store.scripts import EventArgs
@@ -97,7 +96,7 @@ def record_requests(
         client,
         requests=requests,
         dedupe_ttl_ms=dedupe_ttl_ms,
-        now_ms=int(time.time() * 1000),
+        now_ms=now_ms(),
         allowed_roles=allowed_roles,
     )
     return [_outcome(request, result) for request, result in zip(requests, results, strict=True)]
@@ -261,7 +260,7 @@ def event_ids_between(client: Redis, *, start_ms: int, end_ms: int) -> list[int]
 
 def outbox_older_than(client: Redis, *, age_ms: int, limit: int | None = None) -> list[int]:
     """Events put in the fan-out outbox at least `age_ms` ago and still there, oldest first."""
-    cutoff = int(time.time() * 1000) - age_ms
+    cutoff = now_ms() - age_ms
     with translate_errors():
         if limit is None:
             members = client.zrangebyscore(keys.OUTBOX, "-inf", cutoff)

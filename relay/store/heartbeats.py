@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
+from relay.clock import now_ms
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
 
 
 def beat(client: Redis, *, worker: str) -> None:
     """Record that `worker` is alive now."""
-    now = int(time.time() * 1000)
+    now = now_ms()
     with translate_errors():
         client.zadd(keys.WORKERS, {worker: now})
 

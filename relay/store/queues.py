@@ -8,12 +8,12 @@ serves them.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from relay import clock
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
 
@@ -35,7 +35,7 @@ class QueueDepths:
 
 def queue_depths(client: Redis, *, now_ms: int | None = None) -> QueueDepths:
     """The depth of each queue, read in two round trips."""
-    now = int(time.time() * 1000) if now_ms is None else now_ms
+    now = clock.now_ms() if now_ms is None else now_ms
     with translate_errors():
         pipe = client.pipeline(transaction=False)
         pipe.zcard(keys.OUTBOX)

@@ -3,10 +3,10 @@ process shares them."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Final
 
+from relay.clock import now_ms
 from relay.store import scripts
 from relay.store.client import Redis
 
@@ -21,7 +21,7 @@ class RateDecision:
 
 def take(client: Redis, *, token_id: str, rate: float, burst: int) -> RateDecision:
     """Take one request from the token's bucket."""
-    now = int(time.time() * 1000)
+    now = now_ms()
     allowed, remaining, wait = scripts.take_from_bucket(
         client, token_id=token_id, rate=rate, burst=burst, now_ms=now
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from relay.clock import now_ms
 from relay.errors import RelayError, StoreError
 from relay.store import keys, scripts, subscription_status
 from relay.store.client import Redis, translate_errors
@@ -234,10 +234,6 @@ def count_stored_entries(client: Redis) -> None:
             if scripts.sum_entries(client):
                 return
     raise StoreError("subscriptions kept being stored without a count while counting")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _transact(

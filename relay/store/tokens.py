@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
+from relay.clock import now_ms
 from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
 
@@ -67,7 +67,7 @@ def generate_secret() -> str:
 def create_token(client: Redis, *, name: str, role: Role) -> tuple[TokenInfo, str]:
     """Store a new token; returns it with its secret, which is never shown again."""
     secret = generate_secret()
-    info = TokenInfo(id=uuid.uuid4().hex, name=name, role=role, created_at=_now_ms())
+    info = TokenInfo(id=uuid.uuid4().hex, name=name, role=role, created_at=now_ms())
     digest = hash_secret(secret)
     with translate_errors():
         pipe = client.pipeline(transaction=True)
@@ -126,7 +126,3 @@ def _info(token_id: str, data: dict[str, str]) -> TokenInfo:
     return TokenInfo(
         id=token_id, name=data["name"], role=Role(data["role"]), created_at=int(data["createdAt"])
     )
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

@@ -9,11 +9,10 @@ fields, so a JSON log can be searched for one event's or one subscription's stor
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from relay.clock import rfc3339_ms
+from relay.clock import now_ms, rfc3339_ms
 from relay.errors import StoreError
 from relay.observability import metrics
 from relay.store import queues
@@ -49,7 +48,7 @@ def fanned_out(client: Redis, *, event_ids: Sequence[int], delivery_ids: Sequenc
     except StoreError as exc:
         log.debug("fan-out lag not observed: %s", exc)
         return
-    metrics.observe_fanout_lag(enqueued.values(), now_ms=_now_ms())
+    metrics.observe_fanout_lag(enqueued.values(), now_ms=now_ms())
     log.debug(
         "fanned out %d events into %d deliveries",
         len(event_ids),
@@ -121,7 +120,3 @@ def _created_ms(event: Mapping[str, Any] | None) -> int | None:
         return rfc3339_ms(created)
     except ValueError:
         return None
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

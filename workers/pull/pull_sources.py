@@ -1,4 +1,6 @@
-"""Beat tasks: pull events from Unleash servers (what their webhook dropped), and retention.
+"""Pulling events from Unleash servers (what their webhook dropped), and retention.
+
+The beat runs both as tasks (workers/tasks.py: `relay.pull_sources`, `relay.retention`).
 
 A pull reads a source's event search newest first until it reaches the source's cursor
 (the highest producer id pulled before) or events older than the retention window, then
@@ -13,21 +15,20 @@ source's status (`relay sources list`).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydantic import ValidationError
 
 from relay import tasks
-from relay.clock import rfc3339_ms
+from relay.clock import now_ms, rfc3339_ms
 from relay.errors import StoreError
 from relay.ingest.unleash_event import validate_event
 from relay.observability import metrics
 from relay.settings import Settings
 from relay.store import events as event_store
 from relay.store import locks
-from relay.store.client import Redis, connect
+from relay.store.client import Redis
 from relay.store.events import DAY_MS
 from relay.store.retention import trim_events
 from relay.store.sources import (
@@ -37,7 +38,6 @@ from relay.store.sources import (
     record_pull,
     sources_to_pull,
 )
-from workers.celery_app import app, settings_of
 from workers.http_client import SyncClient
 from workers.pull.unleash_client import PullError, PullRefusedError, build_client, fetch_page
 
@@ -50,24 +50,9 @@ FLUSH_AT: Final = 1000  # record in chunks of this many, so a long backlog is no
 OVERLAP: Final = 50
 
 
-@app.task(name=tasks.PULL_SOURCES)  # type: ignore[untyped-decorator]
-def pull_sources() -> None:
-    """Pull every configured source once."""
-    settings = settings_of(app)
-    pull_all(connect(settings.require_redis_url()), settings=settings)
-
-
-@app.task(name=tasks.RETENTION)  # type: ignore[untyped-decorator]
-def retention() -> None:
-    """Trim events older than the retention window."""
-    settings = settings_of(app)
-    trimmed = apply_retention(connect(settings.require_redis_url()), settings=settings)
-    log.info("retention trimmed %d events", trimmed)
-
-
 def apply_retention(client: Redis, *, settings: Settings) -> int:
     """Trim events created before now minus RELAY_RETENTION_DAYS; how many went."""
-    return trim_events(client, older_than_ms=_now_ms() - _retention_ms(settings))
+    return trim_events(client, older_than_ms=now_ms() - _retention_ms(settings))
 
 
 @dataclass
@@ -108,7 +93,7 @@ def _failed(client: Redis, source: PullSource, exc: PullError | StoreError) -> N
 
 def _record(client: Redis, source: PullSource, *, error: str | None) -> None:
     try:
-        record_pull(client, name=source.name, at_ms=_now_ms(), error=error)
+        record_pull(client, name=source.name, at_ms=now_ms(), error=error)
     except StoreError as exc:
         log.warning("could not record the pull of source %s: %s", source.name, exc)
 
@@ -143,7 +128,7 @@ class _Pull:
 
     def __post_init__(self) -> None:
         self.cursor = get_cursor(self.client, name=self.source.name)
-        self.horizon_ms = _now_ms() - _retention_ms(self.settings)
+        self.horizon_ms = now_ms() - _retention_ms(self.settings)
         self.highest = self.cursor
         self.result = PullResult(source=self.source.name, cursor=self.cursor)
 
@@ -238,7 +223,3 @@ def _lock_ttl_ms(settings: Settings) -> int:
 
 def _retention_ms(settings: Settings) -> int:
     return int(settings.retention_days * DAY_MS)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

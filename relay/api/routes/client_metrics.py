@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 
 from relay.api.deps import IngestDep, SettingsDep, StoreDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
+from relay.clock import now_ms
 from relay.ingest.unleash_event import MAX_CLOCK_SKEW
 from relay.store.evaluations import MAX_BUCKET_MINUTES, MINUTE_MS, ToggleCounts, record_evaluations
 
@@ -47,7 +47,7 @@ class MetricsBucket(BaseModel):
         # the same window as an event's createdAt: anything else would escape retention
         if _ms(self.start) < 0:
             raise ValueError("start must not be before 1970-01-01T00:00:00Z")
-        if _ms(self.stop) > time.time() * 1000 + MAX_CLOCK_SKEW / timedelta(milliseconds=1):
+        if _ms(self.stop) > now_ms() + MAX_CLOCK_SKEW / timedelta(milliseconds=1):
             raise ValueError(f"stop is more than {MAX_CLOCK_SKEW} ahead of the relay's clock")
         return self
 
@@ -90,7 +90,7 @@ def post_client_metrics(
             for name, t in body.bucket.toggles.items()
         },
         retention_s=int(settings.retention_days * 86_400),
-        now_ms=int(time.time() * 1000),
+        now_ms=now_ms(),
     )
     return MetricsAccepted(evaluations=kept)
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from relay.api.deps import RuntimeDep, SettingsDep, StoreDep, WriterDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
-from relay.clock import rfc3339_ms
+from relay.clock import now_ms, rfc3339_ms
 from relay.deliveries import replay as replays
 from relay.errors import ConflictError, FieldProblem, InvalidRequestError, NotFoundError
 from relay.settings import Settings
@@ -133,7 +133,7 @@ def retry_delivery(
     if delivery.state is DeliveryState.DELIVERED:
         raise ConflictError(f"delivery {deliveryId} was delivered", code="already_delivered")
     _require_on(record)
-    now = _now_ms()
+    now = now_ms()
     due_at = now + int(settings.delivery_lease * 1000)
     if deliveries.revive(client, delivery_id=deliveryId, now_ms=now, due_at_ms=due_at) is None:
         raise NotFoundError(f"no delivery {deliveryId} for subscription {id}")
@@ -163,7 +163,7 @@ def replay_events(
         raise InvalidRequestError("`from` is after `to`", [FieldProblem("from", "after to")])
     _require_on(record)
     ids = replays.replay(
-        client, record=record, start_ms=start, end_ms=end, settings=settings, now_ms=_now_ms()
+        client, record=record, start_ms=start, end_ms=end, settings=settings, now_ms=now_ms()
     )
     runtime.producer.deliver(ids)
     return Replay(count=len(ids), ids=ids)
@@ -233,7 +233,7 @@ def _start_test(
 ) -> tuple[SubscriptionRecord, str]:
     record = _subscription(client, integration_key, sub_id)
     delivery_id = replays.create_test_delivery(
-        client, record=record, settings=settings, now_ms=_now_ms()
+        client, record=record, settings=settings, now_ms=now_ms()
     )
     producer.deliver([delivery_id])
     return record, delivery_id
@@ -314,7 +314,3 @@ def _attempt_rep(attempt: Attempt, redact: Redactor) -> AttemptRep:
         responseBody=redact(attempt.response_body),
         outcome=attempt.outcome,
     )
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

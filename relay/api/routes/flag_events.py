@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from relay.api.deps import ReaderDep, StoreDep
 from relay.api.runtime import runtime_of
 from relay.api.schemas import AUTH_ERRORS
+from relay.clock import now_ms
 from relay.errors import FieldProblem, InvalidRequestError
 from relay.flag_events.experiment_cache import ExperimentCache
 from relay.flag_events.facts import Filters
@@ -53,7 +53,7 @@ def get_flag_events(
 ) -> FlagEventCollectionRep:
     """List flag events, newest first, with their measured impact."""
     problems: list[FieldProblem] = []
-    stop = stop_ms if stop_ms is not None else int(time.time() * 1000)
+    stop = stop_ms if stop_ms is not None else now_ms()
     start = start_ms if start_ms is not None else stop - DEFAULT_WINDOW_MS
     if start > stop:
         problems.append(FieldProblem("from", f"must not be after to ({start} > {stop})"))

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from relay import clock
 from relay.store import keys, subscription_status, subscriptions
 from relay.store.client import Redis
 from relay.store.subscriptions import SECRET_OVERLAP_MS, SubscriptionRecord
@@ -105,13 +106,13 @@ def test_changed_secret_keeps_previous_for_a_day(redis_client: Redis) -> None:
     # given
     created = _create(redis_client)
     # when
-    before = subscriptions.now_ms()
+    before = clock.now_ms()
     updated = subscriptions.update_subscription(
         redis_client,
         sub_id=created.id,
         change=lambda r: replace(r, config={**r.config, "secret": "whsec_second"}),
     )
-    after = subscriptions.now_ms()
+    after = clock.now_ms()
     # then
     assert updated is not None
     assert updated.previous_secret == "whsec_first"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 import time
@@ -21,7 +22,7 @@ from relay import tasks
 from relay.settings import Settings
 from relay.store import events, keys, locks, sources
 from relay.store.client import Redis
-from workers.celery_app import app
+from workers.celery_app import TASK_MODULES, app
 from workers.pull.pull_sources import OVERLAP, PAGE_SIZE, pull_all
 
 FIXTURE = (
@@ -326,7 +327,9 @@ def test_events_older_than_the_retention_window_are_not_pulled(
 
 
 def test_the_pull_and_retention_tasks_are_registered_by_name() -> None:
-    """Beat schedules them by these tasks."""
+    """Beat schedules them by these names; the worker loads workers.tasks (TASK_MODULES)."""
+    importlib.import_module(TASK_MODULES[0])
+    assert TASK_MODULES == ["workers.tasks"]
     assert tasks.PULL_SOURCES in app.tasks
     assert tasks.RETENTION in app.tasks
 
