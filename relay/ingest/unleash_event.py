@@ -123,7 +123,7 @@ def _check_numbers(event: UnleashEvent) -> UnleashEvent:
 
 EVENT: Final = TypeAdapter(UnleashEvent)
 EVENTS: Final = TypeAdapter(list[UnleashEvent])
-# events decoded elsewhere (pulled: httpx's json.loads) come without their bytes to check
+# events decoded elsewhere (a pulled page, parsed whole) come without their bytes to check
 _DECODED_EVENT: Final = TypeAdapter(Annotated[UnleashEvent, AfterValidator(_check_numbers)])
 
 

@@ -40,7 +40,7 @@ def classify(result: SendResult) -> Outcome:
 
 
 # errors of a send that got no answer because the receiver could not be reached in time
-# (workers/http_client.py, workers/http.py); DNS failures come as "cannot resolve ..."
+# (workers/http_client.py); DNS failures come as "cannot resolve ..."
 _UNREACHABLE = ("timed out", "connection failed", "network error", "cannot resolve")
 
 
