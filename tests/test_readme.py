@@ -44,7 +44,8 @@ def test_quick_start_has_the_two_commands() -> None:
     blocks = re.findall(r"```bash\n(.*?)\n```", section, re.DOTALL)
     assert blocks == [
         "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/relay up",
-        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest -n 3 --dist worksteal",
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]'"
+        " && .venv/bin/pytest -n 3 --dist worksteal",
     ]
 
 
