@@ -19,16 +19,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-import uvicorn
 from fastapi.testclient import TestClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from relay.api.app import create_app
-from relay.api.server import server_config
 from relay.cli.embedded_redis import free_port, start_redis
 from relay.settings import Settings
 from relay.store.client import Redis, connect
+from tests.support import serve_in_thread
 
 ADMIN_TOKEN = "test-admin-token"
 # a copy of ../shared (seeds and Unleash fixtures) so a clone of the repository is self-contained
@@ -124,25 +123,8 @@ def admin_headers() -> dict[str, str]:
 @pytest.fixture
 def live_api(settings: Settings, redis_client: Redis) -> Iterator[str]:
     """The API served by uvicorn on 127.0.0.1 in a thread (for real HTTP clients); its base URL."""
-    port = free_port()
-    # the configuration `relay serve` uses (protocol, limits), with this test's settings
-    config = server_config(
-        create_app(settings, redis=redis_client),
-        settings,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    with serve_in_thread(create_app(settings, redis=redis_client), settings) as url:
+        yield url
 
 
 # --- real HTTP receivers and real Celery worker processes (delivery tests) ---------------

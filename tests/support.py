@@ -6,12 +6,19 @@ the API (`subscribe_via_api`, `post_events`); `eventually` polls until a conditi
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from relay.api.server import server_config
+from relay.cli.embedded_redis import free_port
+from relay.settings import Settings
 from relay.store import events, subscriptions
 from relay.store.client import Redis
 from relay.store.subscriptions import SubscriptionRecord
@@ -140,3 +147,23 @@ def eventually(
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI, settings: Settings) -> Iterator[str]:
+    """`app` served by uvicorn on 127.0.0.1 in a thread, configured as `relay serve` does
+    (protocol, limits); yields its base URL, stops it on exit."""
+    port = free_port()
+    config = server_config(app, settings, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,14 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-import uvicorn
 
 from relay.api.app import create_app
-from relay.api.server import server_config
-from relay.cli.embedded_redis import EmbeddedRedis, free_port, start_redis
+from relay.cli.embedded_redis import EmbeddedRedis, start_redis
 from relay.settings import Settings
 from relay.store import tokens
 from relay.store.tokens import Role
+from tests.support import serve_in_thread
 
 STALL_S = 3.0
 HEALTHZ_BUDGET_S = 0.1  # liveness answers this fast while Redis is stopped (median)
@@ -53,20 +51,8 @@ def rig(tmp_path: Path) -> Iterator[StallRig]:
         _, ingester = tokens.create_token(client, name="ingester", role=Role.INGEST)
         client.close()
         settings = Settings(redis_url=server.url, admin_token=ADMIN, data_dir=tmp_path)
-        port = free_port()
-        config = server_config(
-            create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning"
-        )
-        api = uvicorn.Server(config)
-        thread = threading.Thread(target=api.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not api.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert api.started, "uvicorn did not start"
-        yield StallRig(f"http://127.0.0.1:{port}", server, reader, ingester)
-        api.should_exit = True
-        thread.join(10)
+        with serve_in_thread(create_app(settings), settings) as url:
+            yield StallRig(url, server, reader, ingester)
     finally:
         os.kill(server.process.pid, signal.SIGCONT)  # never leave it stopped
         server.stop()
