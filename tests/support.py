@@ -82,6 +82,13 @@ def record_event(client: Redis, *, source: str = "test", **fields: Any) -> int:
     return event_id
 
 
+def stored_subscription(client: Redis, sub_id: str) -> SubscriptionRecord:
+    """The subscription as Redis holds it (it must exist)."""
+    record = subscriptions.get_subscription(client, sub_id=sub_id)
+    assert record is not None, f"no subscription {sub_id}"
+    return record
+
+
 def subscribe_via_api(
     api: Api,
     url: str,

@@ -21,6 +21,7 @@ from relay.store import deliveries, subscription_status, subscriptions, tokens
 from relay.store.client import Redis
 from relay.store.deliveries import Attempt, DeliveryKind, DeliveryState, Finish, NewDelivery
 from relay.store.tokens import Role
+from tests.support import stored_subscription
 
 BASE = "/api/v2/integrations/webhook"
 SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="
@@ -51,12 +52,6 @@ def _patch(
     app_client: TestClient, headers: dict[str, str], sub_id: str, patch: Any
 ) -> httpx.Response:
     return app_client.patch(f"{BASE}/{sub_id}", json=patch, headers=headers)
-
-
-def _stored(redis_client: Redis, sub_id: str) -> subscriptions.SubscriptionRecord:
-    record = subscriptions.get_subscription(redis_client, sub_id=sub_id)
-    assert record is not None
-    return record
 
 
 def _leaks(text: str) -> list[str]:
@@ -131,7 +126,7 @@ def test_masked_config_written_back_keeps_every_stored_value(
         [{"op": "replace", "path": "/config", "value": shown}],
     )
     assert response.status_code == 200, response.text
-    stored = _stored(redis_client, created["_id"])
+    stored = stored_subscription(redis_client, created["_id"])
     assert stored.config["headers"] == HEADERS
     assert stored.config["url"] == URL and stored.config["secret"] == SECRET
 
@@ -150,11 +145,11 @@ def test_a_mask_under_another_name_is_400(
 ) -> None:
     """A masked value only ever means "the value stored under this very name"."""
     created = _create(app_client, admin_headers)
-    before = _stored(redis_client, created["_id"])
+    before = stored_subscription(redis_client, created["_id"])
     response = _patch(app_client, admin_headers, created["_id"], patch)
     assert response.status_code == 400, response.text
     assert "config.headers.X-Leak" in [e["attribute"] for e in response.json()["errors"]]
-    assert _stored(redis_client, created["_id"]) == before
+    assert stored_subscription(redis_client, created["_id"]) == before
 
 
 # --- credentials do not follow a moved destination ---------------------------------------
@@ -175,7 +170,7 @@ def test_moving_the_url_alone_does_not_carry_credentials(
     """PATCH /config/url to another origin: 400 naming every stored header to give again."""
     # given
     created = _create(app_client, admin_headers)
-    before = _stored(redis_client, created["_id"])
+    before = stored_subscription(redis_client, created["_id"])
     # when
     response = _patch(
         app_client,
@@ -187,7 +182,7 @@ def test_moving_the_url_alone_does_not_carry_credentials(
     assert response.status_code == 400, response.text
     attributes = {e["attribute"] for e in response.json()["errors"]}
     assert attributes == {f"config.headers.{name}" for name in HEADERS}
-    assert _stored(redis_client, created["_id"]) == before
+    assert stored_subscription(redis_client, created["_id"]) == before
     assert _leaks(response.text) == []
 
 
@@ -208,7 +203,7 @@ def test_replacing_the_whole_config_with_a_new_url_does_not_carry_credentials(
     assert {e["attribute"] for e in response.json()["errors"]} == {
         f"config.headers.{name}" for name in HEADERS
     }
-    assert _stored(redis_client, created["_id"]).config["url"] == URL
+    assert stored_subscription(redis_client, created["_id"]).config["url"] == URL
 
 
 def test_masked_query_values_do_not_follow_a_moved_destination(
@@ -251,7 +246,7 @@ def test_moving_with_credentials_given_again_is_accepted(
         ],
     )
     assert moved.status_code == 200, moved.text
-    stored = _stored(redis_client, created["_id"])
+    stored = stored_subscription(redis_client, created["_id"])
     assert stored.config["url"] == "https://new.example.net/h"
     assert stored.config["headers"] == {"Authorization": "Bearer new-one-42"}
     assert stored.config["secret"] == SECRET  # relay's own signing key stays
@@ -269,7 +264,7 @@ def test_same_origin_change_keeps_credentials(
         [{"op": "replace", "path": "/config/url", "value": "https://HOOKS.example.com:443/v2"}],
     )
     assert response.status_code == 200, response.text
-    assert _stored(redis_client, created["_id"]).config["headers"] == HEADERS
+    assert stored_subscription(redis_client, created["_id"]).config["headers"] == HEADERS
 
 
 # --- recorded receiver answers -----------------------------------------------------------

@@ -16,6 +16,7 @@ from relay.store import subscription_status, subscriptions
 from relay.store.client import Redis
 from relay.store.subscriptions import SECRET_OVERLAP_MS
 from relay.subscriptions.config import MASK
+from tests.support import stored_subscription
 
 BASE = "/api/v2/integrations/webhook"
 SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="
@@ -46,12 +47,6 @@ def _patch(
     app_client: TestClient, headers: dict[str, str], sub_id: str, body: Any
 ) -> httpx.Response:
     return app_client.patch(f"{BASE}/{sub_id}", json=body, headers=headers)
-
-
-def _stored(redis_client: Redis, sub_id: str) -> subscriptions.SubscriptionRecord:
-    record = subscriptions.get_subscription(redis_client, sub_id=sub_id)
-    assert record is not None
-    return record
 
 
 def test_replace_add_remove_apply(
@@ -133,7 +128,7 @@ def test_failed_test_operation_is_409_and_changes_nothing(
 ) -> None:
     """A failed test answers 409 optimistic_locking_error and applies none of the patch."""
     # given
-    before = _stored(redis_client, sub["_id"])
+    before = stored_subscription(redis_client, sub["_id"])
     version = subscriptions.subscriptions_version(redis_client)
     # when
     response = _patch(
@@ -145,7 +140,7 @@ def test_failed_test_operation_is_409_and_changes_nothing(
     # then
     assert response.status_code == 409
     assert response.json()["code"] == "optimistic_locking_error"
-    assert _stored(redis_client, sub["_id"]) == before
+    assert stored_subscription(redis_client, sub["_id"]) == before
     assert subscriptions.subscriptions_version(redis_client) == version
 
 
@@ -217,11 +212,11 @@ def test_patch_result_that_fails_validation_is_400(
     attribute: str,
 ) -> None:
     """A patch whose result is not a valid subscription answers 400 and stores nothing."""
-    before = _stored(redis_client, sub["_id"])
+    before = stored_subscription(redis_client, sub["_id"])
     response = _patch(app_client, admin_headers, sub["_id"], patch)
     assert response.status_code == 400, response.text
     assert attribute in [e["attribute"] for e in response.json()["errors"]]
-    assert _stored(redis_client, sub["_id"]) == before
+    assert stored_subscription(redis_client, sub["_id"]) == before
 
 
 def test_second_operation_invalid_leaves_document_unchanged(
@@ -229,7 +224,7 @@ def test_second_operation_invalid_leaves_document_unchanged(
 ) -> None:
     """When the second operation is invalid, the valid first one is not applied either."""
     # given
-    before = _stored(redis_client, sub["_id"])
+    before = stored_subscription(redis_client, sub["_id"])
     version = subscriptions.subscriptions_version(redis_client)
     # when
     response = _patch(
@@ -243,7 +238,7 @@ def test_second_operation_invalid_leaves_document_unchanged(
     )
     # then
     assert response.status_code == 400
-    assert _stored(redis_client, sub["_id"]) == before
+    assert stored_subscription(redis_client, sub["_id"]) == before
     assert app_client.get(f"{BASE}/{sub['_id']}", headers=admin_headers).json()["name"] == "audit"
     assert subscriptions.subscriptions_version(redis_client) == version
 
@@ -265,7 +260,7 @@ def test_masked_values_written_back_keep_stored_ones(
     )
     # then
     assert response.status_code == 200, response.text
-    stored = _stored(redis_client, sub["_id"])
+    stored = stored_subscription(redis_client, sub["_id"])
     assert stored.config["url"] == "https://hooks.example.com/b"
     assert stored.config["secret"] == SECRET
     assert stored.config["headers"] == {"X-Api-Key": "key-0123456789", "X-Team": "ops"}
@@ -288,7 +283,7 @@ def test_new_secret_keeps_previous_one_for_a_day(
     # then
     assert response.status_code == 200
     assert response.json()["config"]["secret"] == MASK
-    stored = _stored(redis_client, sub["_id"])
+    stored = stored_subscription(redis_client, sub["_id"])
     assert stored.config["secret"] == NEW_SECRET
     assert stored.previous_secret == SECRET
     assert stored.previous_secret_until is not None
@@ -303,7 +298,7 @@ def test_removed_secret_is_regenerated_and_shown_once(
         app_client, admin_headers, sub["_id"], [{"op": "remove", "path": "/config/secret"}]
     )
     assert response.status_code == 200
-    stored = _stored(redis_client, sub["_id"])
+    stored = stored_subscription(redis_client, sub["_id"])
     assert response.json()["config"]["secret"] == stored.config["secret"] != SECRET
     assert stored.previous_secret == SECRET
     again = app_client.get(f"{BASE}/{sub['_id']}", headers=admin_headers).json()
@@ -327,7 +322,9 @@ def test_changed_url_passes_the_destination_guard(
         )
     assert response.status_code == 400
     assert [e["attribute"] for e in response.json()["errors"]] == ["config.url"]
-    assert _stored(redis_client, sub["_id"]).config["url"] == "https://hooks.example.com/a"
+    assert (
+        stored_subscription(redis_client, sub["_id"]).config["url"] == "https://hooks.example.com/a"
+    )
 
 
 def test_turning_back_on_clears_the_turned_off_reason(
@@ -392,7 +389,7 @@ def test_concurrent_patches_lose_nothing(
     statements.join()
     # then
     assert failures == []
-    stored = _stored(redis_client, sub["_id"])
+    stored = stored_subscription(redis_client, sub["_id"])
     assert stored.tags == ["ops", *(f"t{n}" for n in range(rounds))]
     assert [s["resources"][0] for s in stored.statements[1:]] == [
         f"proj/p{n}" for n in range(rounds)
