@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     )
     admin_token: str | None = Field(default=None, description="bootstrap admin token")
     data_dir: Path = Field(default=Path(".relay"), description="embedded Redis data, tokens")
+    public_url: str = Field(
+        default="", description="relay's URL as its users reach it, for links in messages"
+    )
+    integrations_dir: Path | None = Field(
+        default=None, description="a folder of `<key>/manifest.json` integrations (and templates)"
+    )
 
     retry_schedule: Annotated[list[float], NoDecode] = Field(
         default=[5, 300, 1800, 7200, 18000, 36000, 36000],

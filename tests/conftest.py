@@ -138,6 +138,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    method: str = "POST"
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                reply = receiver._record(Received(self.path, headers, body, time.time()))
+                request = Received(self.path, headers, body, time.time(), self.command)
+                reply = receiver._record(request)
                 time.sleep(reply.delay)
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
@@ -220,6 +222,8 @@ class Receiver:
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
                 self.wfile.write(reply.body)
+
+            do_PUT = do_PATCH = do_POST  # integrations may PUT or PATCH
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -122,10 +122,16 @@ def post_events(api: Api, batch: Sequence[dict[str, Any]], *, headers: dict[str,
 
 
 def deliveries_of(
-    api: TestClient, sub_id: str, *, headers: dict[str, str], **params: Any
+    api: TestClient,
+    sub_id: str,
+    *,
+    headers: dict[str, str],
+    integration: str = "webhook",
+    **params: Any,
 ) -> list[dict[str, Any]]:
     """A subscription's deliveries through the API (`params`: limit, state, ...)."""
-    response = api.get(f"{SUBSCRIPTIONS}/{sub_id}/deliveries", params=params, headers=headers)
+    path = f"/api/v2/integrations/{integration}/{sub_id}/deliveries"
+    response = api.get(path, params=params, headers=headers)
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items

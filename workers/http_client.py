@@ -34,7 +34,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from types import TracebackType
@@ -63,7 +63,8 @@ RESOLVE_TTL = 30.0  # seconds a vetted DNS answer is reused for new connections
 KEEPALIVE_EXPIRY = 5.0  # idle seconds before a pooled connection is dropped (as httpx)
 _READ_SIZE = 65536
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_DROPPED = frozenset({"content-length", "transfer-encoding", "content-type"})
+_DROPPED = frozenset({"content-length", "transfer-encoding"})
+_UNVERIFIED = "https-unverified"  # the pool's scheme for TLS without certificate checks
 # RFC 9110 field names (tokens) and values (visible characters, spaces and tabs inside,
 # obs-text): what h11 accepts. Anything else (a line break) never reaches the wire.
 _FIELD_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+\Z")
@@ -210,10 +211,22 @@ class LeanClient:
         self._resolved: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._next_sweep = time.monotonic() + KEEPALIVE_EXPIRY
 
-    async def send(self, *, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
-        """POST `body` as JSON to `url` within the timeout; never raises for the network."""
+    async def send(
+        self,
+        *,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        method: str = "POST",
+        verify_tls: bool = True,
+    ) -> SendResult:
+        """Send `body` (JSON unless `headers` give a Content-Type) to `url` within the
+        timeout; never raises for the network. `verify_tls=False` accepts any certificate
+        (an integration's explicit choice, e.g. Splunk's `skip-ca-verification`)."""
         exchange = _Exchange(self._settings.delivery_max_response_bytes)
-        return await self._perform(exchange, b"POST", url, headers, body)
+        return await self._perform(
+            exchange, method.encode("ascii"), url, headers, body, verify_tls=verify_tls
+        )
 
     async def get(self, *, url: str, headers: Mapping[str, str], reader: BodyReader) -> SendResult:
         """GET `url` within the timeout, the answer going to `reader` as it arrives (the
@@ -227,10 +240,16 @@ class LeanClient:
         url: str,
         headers: Mapping[str, str],
         body: bytes,
+        *,
+        verify_tls: bool = True,
     ) -> SendResult:
         try:
             async with asyncio.timeout(self._timeout):
                 target = _parse_url(url)
+                if not verify_tls and target.origin[0] == "https":
+                    # its own pool: a connection made without checks never serves a send
+                    # that asked for them
+                    target = replace(target, origin=(_UNVERIFIED, *target.origin[1:]))
                 request = _request(target, headers, body, method)
                 await self._exchange(target, request, exchange)
         except _Failure as failure:
@@ -313,6 +332,8 @@ class LeanClient:
 
     async def _connect(self, origin: Origin) -> _Connection:
         scheme, host, port = origin
+        tls = scheme in ("https", _UNVERIFIED)
+        context = (_ssl_context() if scheme == "https" else _unverified_context()) if tls else None
         addresses = await self._addresses(host, port)
         failure: _Failure = _Failure(f"connection failed: no address to connect to for {host}")
         for address in addresses:
@@ -321,8 +342,8 @@ class LeanClient:
                     reader, writer = await asyncio.open_connection(
                         address,
                         port,
-                        ssl=_ssl_context() if scheme == "https" else None,
-                        server_hostname=host if scheme == "https" else None,
+                        ssl=context,
+                        server_hostname=host if tls else None,
                         limit=_READ_SIZE,
                     )
             except TimeoutError:
@@ -509,6 +530,7 @@ def _request(
         "accept-encoding": "identity",
     }
     merged.update((name.lower(), value) for name, value in headers.items())
+    content_type = merged.pop("content-type", "application/json")
     lines = [method + b" " + target.target + b" HTTP/1.1"]
     try:
         for name, value in merged.items():
@@ -521,13 +543,25 @@ def _request(
         raise _Failure(f"protocol error: invalid request: {exc}", cut=False) from exc
     if method == b"GET":
         return b"\r\n".join(lines) + b"\r\n\r\n"
-    lines.append(b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body))
+    if _BAD_FIELD_VALUE.search(content_type) or not content_type.isascii():
+        raise _Failure(f"protocol error: invalid content type {content_type!r}", cut=False)
+    lines.append(
+        b"content-type: %s\r\ncontent-length: %d\r\n\r\n" % (content_type.encode(), len(body))
+    )
     return b"\r\n".join(lines) + body
 
 
 @cache
 def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()  # verified certificates and host names
+
+
+@cache
+def _unverified_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _is_address(host: str) -> bool:

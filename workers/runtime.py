@@ -26,6 +26,7 @@ from celery.signals import (
     worker_shutdown,
 )
 
+from relay.integrations.catalog import load_catalog
 from relay.settings import Settings
 from relay.store.client import Redis, connect
 from workers.delivery.sender import LoopSender
@@ -40,6 +41,7 @@ class WorkerRuntime:
     def __init__(self, settings: Settings) -> None:
         # in the order they depend on each other; `close` undoes it backwards
         self.settings = settings
+        self.catalog = load_catalog(settings)  # first: a bad manifest stops the start
         self.redis: Redis = connect(settings.require_redis_url())
         self.subscriptions = SubscriptionCache(critical_environments=settings.critical_set)
         self.sender = LoopSender(settings)

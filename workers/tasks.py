@@ -90,6 +90,7 @@ def _batch(runtime: WorkerRuntime, ids: list[str]) -> Batch:
             ids=ids,
             settings=settings,
             cache=runtime.subscriptions,
+            catalog=runtime.catalog,
             send=send,
             handoff=handoff,
         )

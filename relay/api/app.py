@@ -25,6 +25,7 @@ from relay.api.routes import (
     flag_events,
     health,
     ingest,
+    integration_manifests,
     metrics,
     subscriptions,
     tokens,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         flag_events,
         subscriptions,
         deliveries,
+        integration_manifests,
         metrics,
     )
     for module in routers:

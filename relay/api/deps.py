@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader
 from relay.api.auth_failures import client_address
 from relay.api.runtime import ApiRuntime, runtime_of
 from relay.errors import ForbiddenError, RateLimitedError, UnauthorizedError
+from relay.integrations.catalog import Catalog
 from relay.settings import Settings, is_well_formed_token
 from relay.store import ratelimit, tokens
 from relay.store.client import Redis
@@ -42,7 +43,12 @@ async def get_redis(request: Request) -> Redis:
     return runtime_of(request.app).redis
 
 
+async def get_catalog(request: Request) -> Catalog:
+    return runtime_of(request.app).catalog
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 RuntimeDep = Annotated[ApiRuntime, Depends(get_runtime)]
 StoreDep = Annotated[Redis, Depends(get_redis)]
 

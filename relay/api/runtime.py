@@ -19,6 +19,7 @@ from relay.api.token_cache import TokenCache
 from relay.flag_events.experiment_cache import ExperimentCache
 from relay.ingest.fanout_notifier import FanoutSender
 from relay.ingest.writer import IngestWriter, dedupe_ttl_ms
+from relay.integrations.catalog import load_catalog
 from relay.settings import Settings
 from relay.store.client import Redis, connect
 
@@ -29,6 +30,7 @@ class ApiRuntime:
     def __init__(self, settings: Settings, *, redis: Redis | None = None) -> None:
         # in the order they depend on each other; `close` undoes it backwards
         self.settings = settings
+        self.catalog = load_catalog(settings)  # first: a bad manifest stops the start
         self._owns_redis = redis is None  # a client handed in (tests) stays its owner's
         self.redis: Redis = redis if redis is not None else connect(settings.require_redis_url())
         self.off_loop = OffLoop()

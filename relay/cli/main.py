@@ -35,6 +35,8 @@ from relay.cli.up import (
 from relay.clock import now_ms, rfc3339_ms
 from relay.deliveries.replay import replay
 from relay.errors import ConflictError, InvalidRequestError, NotFoundError, RelayError
+from relay.integrations.catalog import load_catalog
+from relay.integrations.manifest import ManifestError
 from relay.observability.logs import configure_logging
 from relay.observability.metrics import MULTIPROCESS_ENV
 from relay.settings import Settings, parse_duration, settings_problems
@@ -60,6 +62,7 @@ class UsageError(Exception):
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """Everything on one machine, supervised, until Ctrl-C."""
     configure_logging(settings.log_level, component="up")
+    _check_integrations(settings)
     data_dir = args.data_dir or settings.data_dir
     try:
         run_up(settings, host=args.host, port=args.port, data_dir=data_dir)
@@ -75,6 +78,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """The API alone (uvicorn), against RELAY_REDIS_URL."""
     url = _required_redis_url(settings, "serve")
     configure_logging(settings.log_level, component="api")
+    _check_integrations(settings)
     warn_if_not_durable(url)
     if args.workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
         # several API processes: each scrape must see all of them, through shared files
@@ -88,6 +92,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """A Celery worker alone, against RELAY_REDIS_URL; extra arguments go to celery."""
     url = _required_redis_url(settings, "worker")
     configure_logging(settings.log_level, component="worker")
+    _check_integrations(settings)
     warn_if_not_durable(url)
     celery_app = _celery_app()
     # WORKER_ARGS is what follows `celery -A workers.celery_app`: `worker` and its options
@@ -342,6 +347,14 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _check_integrations(settings: Settings) -> None:
+    """Stop before starting anything when a manifest does not load (its file and field)."""
+    try:
+        load_catalog(settings)
+    except ManifestError as exc:
+        raise UsageError(f"integration manifest {exc}") from exc
 
 
 def _required_redis_url(settings: Settings, command: str) -> str:

@@ -177,6 +177,7 @@ def advance_cursor(client: Redis, *, name: str, to: int) -> bool:
 _RECORD_SUCCESS: Final = _register("record_success")
 _RECORD_FAILURE: Final = _register("record_failure")
 _CREATE_SUBSCRIPTION: Final = _register("create_subscription")
+_SUBSCRIPTIONS_OF_KIND: Final = _register("subscriptions_of_kind")
 _DELETE_SUBSCRIPTION: Final = _register("delete_subscription")
 _COUNT_ENTRIES: Final = _register("count_entries")
 _SUM_ENTRIES: Final = _register("sum_entries")
@@ -214,6 +215,18 @@ def create_subscription(
     ]
     args: list[Arg] = [document, sub_id, max_count, entries, max_entries]
     return [int(value) for value in _CREATE_SUBSCRIPTION(client, script_keys, args)]
+
+
+def subscriptions_of_kind(
+    client: Redis, *, kind: str, offset: int, limit: int
+) -> tuple[list[str], int]:
+    """subscriptions_of_kind.lua: a page of the ids of one integration's subscriptions, and
+    how many it has."""
+    needle = '"kind":' + json.dumps(kind)
+    found = _SUBSCRIPTIONS_OF_KIND(
+        client, [keys.SUBS], [keys.subscription(""), needle, offset, limit]
+    )
+    return [str(sub_id) for sub_id in found[1:]], int(found[0])
 
 
 def delete_subscription(client: Redis, *, sub_id: str) -> bool:

@@ -72,6 +72,8 @@ class SubscriptionRecord:
     created_at: int
     previous_secret: str | None = None
     previous_secret_until: int | None = None
+    # the config fields its integration's manifest marks isSecret (masked in every answer)
+    secret_fields: tuple[str, ...] = ()
 
     @property
     def secret(self) -> str:
@@ -99,6 +101,7 @@ def create_subscription(
     tags: list[str],
     max_count: int | None = None,
     max_entries: int | None = None,
+    secret_fields: tuple[str, ...] = (),
 ) -> SubscriptionRecord:
     """Store a new subscription (its id is generated) and bump the version.
 
@@ -115,6 +118,7 @@ def create_subscription(
         on=on,
         tags=tags,
         created_at=now_ms(),
+        secret_fields=secret_fields,
     )
     entries = policy_entries(statements)
     # a sequence, not the clock, orders the list: two creates in one millisecond stay in order
@@ -162,14 +166,20 @@ def list_subscriptions(
 
 
 def subscription_page(
-    client: Redis, *, offset: int, limit: int
+    client: Redis, *, offset: int, limit: int, kind: str | None = None
 ) -> tuple[list[SubscriptionRecord], int]:
-    """`limit` subscriptions from `offset`, oldest first, and how many there are in all."""
+    """`limit` subscriptions (of integration `kind`, else of all) from `offset`, oldest
+    first, and how many there are."""
     with translate_errors():
-        pipe = client.pipeline(transaction=True)
-        pipe.zrange(keys.SUBS, offset, offset + limit - 1)
-        pipe.zcard(keys.SUBS)
-        ids, total = pipe.execute()
+        if kind is not None:
+            ids, total = scripts.subscriptions_of_kind(
+                client, kind=kind, offset=offset, limit=limit
+            )
+        else:
+            pipe = client.pipeline(transaction=True)
+            pipe.zrange(keys.SUBS, offset, offset + limit - 1)
+            pipe.zcard(keys.SUBS)
+            ids, total = pipe.execute()
         raws: list[str | None] = (
             client.mget([keys.subscription(sub_id) for sub_id in ids]) if ids else []  # type: ignore[assignment]
         )
@@ -333,6 +343,8 @@ def _encode(record: SubscriptionRecord) -> str:
         "previousSecret": record.previous_secret,
         "previousSecretUntil": record.previous_secret_until,
     }
+    if record.secret_fields:
+        document["secretFields"] = list(record.secret_fields)
     return json.dumps(document, separators=(",", ":"))
 
 
@@ -349,4 +361,5 @@ def _decode(raw: str) -> SubscriptionRecord:
         created_at=int(document["createdAt"]),
         previous_secret=document.get("previousSecret"),
         previous_secret_until=document.get("previousSecretUntil"),
+        secret_fields=tuple(document.get("secretFields") or ()),
     )

@@ -9,10 +9,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies import StatementValidationError, parse_statements, statement_to_dict
-from relay.destinations import DestinationError, check_destination
+from relay.destinations import DestinationError, UnresolvableHostError, check_destination
 from relay.errors import FieldProblem, InvalidRequestError, problems_from_validation
+from relay.integrations.manifest import Manifest
 from relay.settings import Settings
 from relay.subscriptions.config import validate_config
+from relay.subscriptions.integration_config import validate_form
 from relay.subscriptions.limits import policy_problems, size_problem
 from relay.subscriptions.models import SubscriptionFields, SubscriptionPost
 
@@ -42,21 +44,34 @@ def validate_subscription(
     *,
     stored_config: Mapping[str, Any] | None,
     settings: Settings,
+    manifest: Manifest | None = None,
 ) -> ValidSubscription:
-    """Check limits, statements, config and destination together; 400 listing every problem."""
+    """Check limits, statements, config and destination together; 400 listing every problem.
+
+    `manifest` is the integration's (None: relay's own `webhook`); without statements a
+    new subscription to it takes the manifest's `defaultPolicy`."""
     problems = policy_problems(fields, settings)
     if problems:  # a policy past its limits is not parsed at all
         raise invalid(problems)
-    statements = _statements(fields, problems)
+    if manifest is not None and fields.statements is None and stored_config is None:
+        statements = list(manifest.default_policy)
+    else:
+        statements = _statements(fields, problems)
     config: dict[str, Any] = {}
     generated = False
+    destination = ""
     try:
-        checked = validate_config(fields.config, stored=stored_config)
-        config, generated = checked.config, checked.secret_generated
+        if manifest is None:
+            checked = validate_config(fields.config, stored=stored_config)
+            config, generated = checked.config, checked.secret_generated
+            destination = config["url"] if _url_changed(config, stored_config) else ""
+        else:
+            config, rendered = validate_form(manifest, fields.config, stored=stored_config)
+            destination = rendered.url if config != stored_config else ""
     except InvalidRequestError as exc:
         problems.extend(exc.errors)
-    if config and _url_changed(config, stored_config):
-        _check_destination(config["url"], settings, problems)
+    if destination:
+        _check_destination(destination, settings, problems)
     if not problems:
         document = {
             "name": fields.name,
@@ -100,5 +115,10 @@ def _url_changed(config: Mapping[str, Any], stored: Mapping[str, Any] | None) ->
 def _check_destination(url: str, settings: Settings, problems: list[FieldProblem]) -> None:
     try:
         check_destination(url, settings=settings)
+    except UnresolvableHostError:
+        # accepted, as LaunchDarkly and Svix accept it: the name may resolve by delivery
+        # time, where the guard checks every address again (and an unresolvable name is
+        # retried)
+        pass
     except DestinationError as exc:
         problems.append(FieldProblem("config.url", exc.reason))

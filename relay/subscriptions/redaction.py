@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from urllib.parse import quote, unquote
 
 from relay.store.subscriptions import SubscriptionRecord
-from relay.subscriptions.config import MASK, SECRET_PREFIX, credentials
+from relay.subscriptions.config import INTEGRATION_KEY, MASK, SECRET_PREFIX, credentials
+from relay.subscriptions.integration_config import form_credentials
 
 # shorter values are left alone: masking every "ops" or "1" would garble the text, and a
 # credential of three characters protects nothing
@@ -45,7 +46,11 @@ _SEPARATORS = re.compile(r"[\s,;]+")
 
 def redactor_for(record: SubscriptionRecord) -> Redactor:
     """The redactor of one subscription's stored credentials."""
-    values = [record.secret, record.previous_secret or "", *credentials(record.config)]
+    if record.integration_key == INTEGRATION_KEY:
+        stored = credentials(record.config)
+    else:
+        stored = form_credentials(record.secret_fields, record.config)
+    values = [record.secret, record.previous_secret or "", *stored]
     return Redactor(dict.fromkeys(value for value in values if value))
 
 

@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 from relay.store.subscriptions import SubscriptionRecord
 from relay.store.tokens import Capability, TokenInfo
-from relay.subscriptions.config import MASK, masked_config
+from relay.subscriptions.config import INTEGRATION_KEY, MASK, masked_config
+from relay.subscriptions.integration_config import masked_form
 from relay.subscriptions.models import (
     Access,
     AccessAction,
@@ -54,10 +55,14 @@ def integration_of(
     redaction does not know. Writers, who set the credentials, get both with them masked.
     """
     trusted = caller.can(Capability.WRITE)
-    config = masked_config(record.config)
+    config = shown_config(record)
     if reveal_secret:
         config["secret"] = record.secret
-    if not trusted and isinstance(config.get("url"), str):
+    if (
+        not trusted
+        and record.integration_key == INTEGRATION_KEY
+        and isinstance(config.get("url"), str)
+    ):
         config["url"] = origin_url(config["url"])
     return Integration(
         links={
@@ -76,6 +81,13 @@ def integration_of(
         ),
         access=access_for(caller, resource=f"integration/{record.integration_key}:{record.id}"),
     )
+
+
+def shown_config(record: SubscriptionRecord) -> dict[str, Any]:
+    """The config as every answer shows it: credentials masked."""
+    if record.integration_key == INTEGRATION_KEY:
+        return masked_config(record.config)
+    return masked_form(record.secret_fields, record.config)
 
 
 def origin_url(url: str) -> str:
@@ -118,7 +130,7 @@ def editable_document(record: SubscriptionRecord) -> dict[str, Any]:
     """The fields a JSON Patch may change, as a client reads them (secret masked)."""
     return {
         "name": record.name,
-        "config": masked_config(record.config),
+        "config": shown_config(record),
         "statements": [dict(s) for s in record.statements],
         "on": record.on,
         "tags": list(record.tags),

@@ -14,6 +14,8 @@ from typing import Any
 
 from policies import map_event
 from relay.clock import now_ms
+from relay.integrations.catalog import WEBHOOK, Catalog
+from relay.integrations.render import EventContext, RenderFailure, render_request
 from relay.settings import Settings
 from relay.store import deliveries, events
 from relay.store.client import Redis
@@ -60,6 +62,7 @@ async def deliver_batch(
     ids: Sequence[str],
     settings: Settings,
     cache: SubscriptionCache,
+    catalog: Catalog,
     send: SendAll,
     clock: Clock = now_ms,
     handoff: Handoff | None = None,
@@ -84,8 +87,8 @@ async def deliver_batch(
     # the snapshot's records, even while a rebuild is under way: a send never waits for one
     records = cache.records(client, sub_ids={d.sub_id for d in claimed})
     stored = _load_events(client, claimed)
-    bodies: dict[tuple[int, str], bytes] = {}  # an event renders once per format and batch
-    prepared = [_prepare(d, records.get(d.sub_id), stored, bodies, clock()) for d in claimed]
+    renders = _Renders(stored, catalog, base_url=settings.public_url)
+    prepared = [_prepare(d, records.get(d.sub_id), renders, clock()) for d in claimed]
     done = [Done(p, None, None, p.decided) for p in prepared if p.decided is not None]
     sending = [p for p in prepared if p.request is not None]
     started = clock()
@@ -115,12 +118,34 @@ def _load_events(client: Redis, claimed: Sequence[Delivery]) -> dict[int, dict[s
     return {event_id: event for event_id, event in zip(wanted, found, strict=True) if event}
 
 
+class _Renders:
+    """What a batch renders once: each event's body per format, and its audit-log entry."""
+
+    def __init__(
+        self, stored: Mapping[int, dict[str, Any]], catalog: Catalog, *, base_url: str
+    ) -> None:
+        self.stored = stored
+        self.catalog = catalog
+        self.base_url = base_url
+        self.bodies: dict[tuple[int, str], bytes] = {}
+        self.contexts: dict[int, EventContext] = {}
+
+    def webhook_body(self, event_id: int, event: Mapping[str, Any], fmt: str) -> bytes:
+        key = (event_id, fmt)
+        body = self.bodies.get(key)
+        if body is None:
+            body = self.bodies[key] = payloads.render(event, fmt=fmt, target=map_event(event))
+        return body
+
+    def context(self, event_id: int, event: Mapping[str, Any]) -> EventContext:
+        context = self.contexts.get(event_id)
+        if context is None:
+            context = self.contexts[event_id] = EventContext.of(event, base_url=self.base_url)
+        return context
+
+
 def _prepare(
-    delivery: Delivery,
-    record: SubscriptionRecord | None,
-    stored: Mapping[int, dict[str, Any]],
-    bodies: dict[tuple[int, str], bytes],
-    now: int,
+    delivery: Delivery, record: SubscriptionRecord | None, renders: _Renders, now: int
 ) -> Prepared:
     if record is None:
         return _skip(delivery, None, "subscription deleted")
@@ -129,17 +154,47 @@ def _prepare(
     if delivery.kind is DeliveryKind.TEST:
         event: dict[str, Any] | None = payloads.test_event(now_ms=delivery.created_at)
     else:
-        event = stored.get(delivery.event_id) if delivery.event_id is not None else None
+        event = renders.stored.get(delivery.event_id) if delivery.event_id is not None else None
     if event is None:
         return _dead(delivery, record, "event is no longer recorded (retention)")
+    event_id = delivery.event_id or 0
+    if record.integration_key != WEBHOOK:
+        return _prepare_integration(delivery, record, renders, event_id, event)
     fmt = str(record.config.get("format", "unleash"))
-    key = (delivery.event_id or 0, fmt)
     try:
-        body = bodies.get(key) or payloads.render(event, fmt=fmt, target=map_event(event))
+        body = renders.webhook_body(event_id, event, fmt)
     except UnknownFormatError as exc:
         return _dead(delivery, record, str(exc))
-    bodies[key] = body
     return Prepared(delivery, record, request=build_request(delivery, record, body, now_ms=now))
+
+
+def _prepare_integration(
+    delivery: Delivery,
+    record: SubscriptionRecord,
+    renders: _Renders,
+    event_id: int,
+    event: Mapping[str, Any],
+) -> Prepared:
+    """An integration's request rendered from its manifest; dead when it cannot render
+    (the same template and config would fail again)."""
+    manifest = renders.catalog.get(record.integration_key)
+    if manifest is None:
+        return _dead(delivery, record, f"integration {record.integration_key} is not installed")
+    test = delivery.kind is DeliveryKind.TEST
+    try:
+        rendered = render_request(
+            manifest, record.config, renders.context(event_id, event), validation=test
+        )
+    except RenderFailure as exc:
+        return _dead(delivery, record, str(exc))
+    request = OutboundRequest(
+        url=rendered.url,
+        body=rendered.body,
+        headers=rendered.headers,
+        method=rendered.method,
+        verify_tls=rendered.verify_tls,
+    )
+    return Prepared(delivery, record, request=request)
 
 
 def build_request(

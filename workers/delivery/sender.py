@@ -32,11 +32,13 @@ DRAIN_GRACE = 5.0
 
 @dataclass(frozen=True)
 class OutboundRequest:
-    """One signed POST, ready to send."""
+    """One request, ready to send (a signed webhook POST, or an integration's request)."""
 
     url: str
     body: bytes
     headers: dict[str, str]
+    method: str = "POST"
+    verify_tls: bool = True
 
 
 # sends a batch of requests concurrently; one result per request, in order
@@ -150,7 +152,11 @@ class LoopSender:
             if on_slot is not None:
                 on_slot()
             return await self._client.send(
-                url=request.url, body=request.body, headers=request.headers
+                url=request.url,
+                body=request.body,
+                headers=request.headers,
+                method=request.method,
+                verify_tls=request.verify_tls,
             )
 
     async def _drain(self, timeout: float) -> None:

@@ -20,7 +20,6 @@ from relay.store import deliveries
 from relay.store.client import Redis
 from relay.store.deliveries import Attempt, Delivery, DeliveryState
 from relay.store.subscriptions import SubscriptionRecord, get_subscription
-from relay.subscriptions.config import INTEGRATION_KEY
 from relay.subscriptions.redaction import Redactor, redactor_for
 from relay.tasks import Producer
 
@@ -252,8 +251,6 @@ async def _wait_for_attempt(client: Redis, delivery_id: str, settings: Settings)
 
 
 def _subscription(client: Redis, integration_key: str, sub_id: str) -> SubscriptionRecord:
-    if integration_key != INTEGRATION_KEY:
-        raise NotFoundError(f"unknown integration {integration_key}")
     record = get_subscription(client, sub_id=sub_id)
     if record is None or record.integration_key != integration_key:
         raise NotFoundError(f"no subscription {sub_id}")

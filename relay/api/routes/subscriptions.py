@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
 
-from relay.api.deps import ReaderDep, SettingsDep, StoreDep, WriterDep
+from relay.api.deps import CatalogDep, ReaderDep, SettingsDep, StoreDep, WriterDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
 from relay.errors import FieldProblem, InvalidRequestError, NotFoundError
+from relay.integrations.catalog import Catalog
+from relay.integrations.manifest import Manifest
 from relay.store import subscription_status, subscriptions
 from relay.store.subscriptions import (
     SubscriptionRecord,
@@ -17,7 +19,6 @@ from relay.store.subscriptions import (
     TooManySubscriptionsError,
 )
 from relay.store.tokens import TokenInfo
-from relay.subscriptions.config import INTEGRATION_KEY
 from relay.subscriptions.input import ValidSubscription, fields_of, validate_subscription
 from relay.subscriptions.models import (
     Integration,
@@ -80,11 +81,12 @@ def create_subscription(
     response: Response,
     client: StoreDep,
     settings: SettingsDep,
+    catalog: CatalogDep,
     caller: WriterDep,
 ) -> Integration:
     """Create an audit-log subscription; a generated secret is shown in this answer only."""
-    _check_integration(integrationKey)
-    valid = validate_subscription(body, stored_config=None, settings=settings)
+    manifest = _manifest(catalog, integrationKey)
+    valid = validate_subscription(body, stored_config=None, settings=settings, manifest=manifest)
     try:
         record = subscriptions.create_subscription(
             client,
@@ -96,6 +98,7 @@ def create_subscription(
             tags=valid.tags,
             max_count=settings.max_subscriptions,
             max_entries=settings.max_total_policy_entries,
+            secret_fields=_secret_fields(manifest),
         )
     except TooManySubscriptionsError as exc:
         reason = f"{exc.limit} subscriptions exist, the most RELAY_MAX_SUBSCRIPTIONS allows"
@@ -115,14 +118,16 @@ def create_subscription(
 def get_subscriptions(
     integrationKey: str,
     client: StoreDep,
+    catalog: CatalogDep,
     caller: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="at most this many")] = MAX_PAGE,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="skip this many")] = 0,
 ) -> Integrations:
     """List the audit-log subscriptions of an integration, oldest first, 100 at most a page."""
-    _check_integration(integrationKey)
-    records, total = subscriptions.subscription_page(client, offset=offset, limit=limit)
-    records = [r for r in records if r.integration_key == integrationKey]
+    _manifest(catalog, integrationKey)
+    records, total = subscriptions.subscription_page(
+        client, offset=offset, limit=limit, kind=integrationKey
+    )
     statuses = subscription_status.get_statuses(client, sub_ids=[r.id for r in records])
     items = [integration_of(r, status=statuses[r.id], caller=caller) for r in records]
     return Integrations(
@@ -159,10 +164,12 @@ def update_subscription(
     body: Annotated[Any, Body()],
     client: StoreDep,
     settings: SettingsDep,
+    catalog: CatalogDep,
     caller: WriterDep,
 ) -> Integration:
     """Update an audit-log subscription with a JSON Patch (optionally in a comment envelope)."""
     _find(client, integrationKey, id)
+    manifest = _manifest(catalog, integrationKey)
     operations, prefix = patch_operations(body)
     generated: list[bool] = []
 
@@ -174,10 +181,10 @@ def update_subscription(
             prefix=prefix,
         )
         valid = validate_subscription(
-            fields_of(patched), stored_config=record.config, settings=settings
+            fields_of(patched), stored_config=record.config, settings=settings, manifest=manifest
         )
         generated[:] = [valid.secret_generated]
-        return _updated(record, valid)
+        return replace(_updated(record, valid), secret_fields=_secret_fields(manifest))
 
     try:
         updated = subscriptions.update_subscription(
@@ -209,15 +216,20 @@ def _page_links(href: str, offset: int, limit: int, total: int) -> dict[str, Lin
     return links
 
 
-def _check_integration(integration_key: str) -> None:
-    if integration_key != INTEGRATION_KEY:
-        raise NotFoundError(
-            f"unknown integration {integration_key}; the relay supports {INTEGRATION_KEY}"
-        )
+def _manifest(catalog: Catalog, integration_key: str) -> Manifest | None:
+    """The integration's manifest (None for relay's own `webhook`); 404 for an unknown key."""
+    if not catalog.knows(integration_key):
+        known = ", ".join(catalog.keys())
+        raise NotFoundError(f"unknown integration {integration_key}; the relay knows {known}")
+    return catalog.get(integration_key)
+
+
+def _secret_fields(manifest: Manifest | None) -> tuple[str, ...]:
+    return tuple(sorted(manifest.secret_keys)) if manifest is not None else ()
 
 
 def _find(client: StoreDep, integration_key: str, sub_id: str) -> SubscriptionRecord:
-    _check_integration(integration_key)
+    """A stored subscription of that integration, even if its manifest was removed since."""
     record = subscriptions.get_subscription(client, sub_id=sub_id)
     if record is None or record.integration_key != integration_key:
         raise _not_found(sub_id)

@@ -180,7 +180,7 @@ def test_statement_grammar_errors_name_the_specifier(
         ({"url": 42}, "config.url"),
         ({"url": "https://h.example.com", "channel": "#ops"}, "config.channel"),
         ({"url": "https://h.example.com", "format": "slack"}, "config.format"),
-        ({"url": "https://h.example.com", "secret": "hunter2"}, "config.secret"),
+        ({"url": "https://h.example.com", "secret": "line\nbreak"}, "config.secret"),
         ({"url": "https://h.example.com", "secret": "whsec_c2hvcnQ="}, "config.secret"),
         ({"url": "https://h.example.com", "secret": "whsec_!!notbase64!!"}, "config.secret"),
         ({"url": "https://h.example.com", "headers": ["X-A: b"]}, "config.headers"),
@@ -283,13 +283,13 @@ def test_unknown_integration_or_id_is_404(
     created = _create(app_client, admin_headers)
     patch = [{"op": "replace", "path": "/on", "value": False}]
     responses = [
-        app_client.post("/api/v2/integrations/slack", json=_body(), headers=admin_headers),
-        app_client.get("/api/v2/integrations/slack", headers=admin_headers),
-        app_client.get(f"/api/v2/integrations/slack/{created['_id']}", headers=admin_headers),
+        app_client.post("/api/v2/integrations/nope", json=_body(), headers=admin_headers),
+        app_client.get("/api/v2/integrations/nope", headers=admin_headers),
+        app_client.get(f"/api/v2/integrations/nope/{created['_id']}", headers=admin_headers),
         app_client.patch(
-            f"/api/v2/integrations/slack/{created['_id']}", json=patch, headers=admin_headers
+            f"/api/v2/integrations/nope/{created['_id']}", json=patch, headers=admin_headers
         ),
-        app_client.delete(f"/api/v2/integrations/slack/{created['_id']}", headers=admin_headers),
+        app_client.delete(f"/api/v2/integrations/nope/{created['_id']}", headers=admin_headers),
         app_client.get(f"{BASE}/missing", headers=admin_headers),
         app_client.patch(f"{BASE}/missing", json=patch, headers=admin_headers),
         app_client.delete(f"{BASE}/missing", headers=admin_headers),

@@ -167,9 +167,9 @@ def test_unknown_integration_and_id_raise_404(ld: IntegrationAuditLogSubscriptio
     """An unknown integration key or id raises ApiException 404 not_found for every operation."""
     created = ld.create_subscription("webhook", _post())
     calls = [
-        lambda: ld.create_subscription("slack", _post()),
-        lambda: ld.get_subscriptions("slack"),
-        lambda: ld.get_subscription_by_id("slack", created.id),
+        lambda: ld.create_subscription("nope", _post()),
+        lambda: ld.get_subscriptions("nope"),
+        lambda: ld.get_subscription_by_id("nope", created.id),
         lambda: ld.get_subscription_by_id("webhook", "0" * 24),
         lambda: ld.update_subscription(
             "webhook", "0" * 24, [PatchOperation(op="remove", path="/tags/0")]

@@ -16,6 +16,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from relay import clock
+from relay.integrations.catalog import load_catalog
 from relay.settings import Settings
 from relay.store import deliveries, keys, subscription_status, subscriptions
 from relay.store.client import Redis
@@ -42,11 +43,18 @@ def deliver(
 ) -> Callable[..., list[Done]]:
     """Run one batch now (or at `at_ms`) and return what happened to each delivery."""
     cache = SubscriptionCache(critical_environments=settings.critical_set)
+    catalog = load_catalog(settings)
 
     def run(ids: list[str], *, at_ms: int | None = None, config: Settings = settings) -> list[Done]:
         now = (lambda: at_ms) if at_ms is not None else clock.now_ms
         attempts = batch.deliver_batch(
-            redis_client, ids=ids, settings=config, cache=cache, send=sender.send_all, clock=now
+            redis_client,
+            ids=ids,
+            settings=config,
+            cache=cache,
+            catalog=catalog,
+            send=sender.send_all,
+            clock=now,
         )
         return sender.run(attempts)
 
