@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 from relay.integrations.manifest import MANIFEST_FILE, Manifest, ManifestError, load_manifest
@@ -49,7 +50,7 @@ class Catalog:
 
 def load_catalog(settings: Settings) -> Catalog:
     """The built-ins and the operator's folder (`RELAY_INTEGRATIONS_DIR`), each checked."""
-    manifests = {m.key: m for m in _load_folder(BUILTIN_DIR, builtin=True)}
+    manifests = {m.key: m for m in _builtins()}
     if settings.integrations_dir is not None:
         for manifest in _load_folder(settings.integrations_dir, builtin=False):
             if manifest.key in manifests:
@@ -58,6 +59,12 @@ def load_catalog(settings: Settings) -> Catalog:
                 )
             manifests[manifest.key] = manifest
     return Catalog(manifests)
+
+
+@cache
+def _builtins() -> tuple[Manifest, ...]:
+    """The built-ins, read once per process: they are part of the installed package."""
+    return tuple(_load_folder(BUILTIN_DIR, builtin=True))
 
 
 def _load_folder(root: Path, *, builtin: bool) -> list[Manifest]:
