@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from policies import map_event
+from policies import EventTarget, map_event
 from relay.clock import now_ms
 from relay.integrations.catalog import WEBHOOK, Catalog
+from relay.integrations.context import audit_entry
 from relay.integrations.render import EventContext, RenderFailure, render_request
 from relay.settings import Settings
 from relay.store import deliveries, events
@@ -34,7 +35,7 @@ from workers.delivery.attempt import Done, Prepared
 from workers.delivery.retry import Outcome, classify, next_delay, reach
 from workers.delivery.sender import OutboundRequest, SendAll
 from workers.delivery.subscription_cache import SubscriptionCache
-from workers.errors import UnknownFormatError
+from workers.errors import PermanentDeliveryError
 from workers.http_client import SendResult
 
 log = logging.getLogger(__name__)
@@ -127,20 +128,32 @@ class _Renders:
         self.stored = stored
         self.catalog = catalog
         self.base_url = base_url
-        self.bodies: dict[tuple[int, str], bytes] = {}
+        self.bodies: dict[tuple[int, str, str], bytes] = {}
+        self.targets: dict[int, EventTarget] = {}
         self.contexts: dict[int, EventContext] = {}
 
-    def webhook_body(self, event_id: int, event: Mapping[str, Any], fmt: str) -> bytes:
-        key = (event_id, fmt)
-        body = self.bodies.get(key)
-        if body is None:
-            body = self.bodies[key] = payloads.render(event, fmt=fmt, target=map_event(event))
-        return body
+    def webhook_parts(
+        self, event_id: int, event: Mapping[str, Any], config: Mapping[str, Any]
+    ) -> payloads.WebhookParts:
+        """Body, content type and headers; the body made once per format and template."""
+        key = (event_id, str(config.get("format")), str(config.get("bodyTemplate") or ""))
+        parts = payloads.webhook_parts(
+            event, config, target=self.target(event_id, event), body=self.bodies.get(key)
+        )
+        self.bodies[key] = parts.body
+        return parts
+
+    def target(self, event_id: int, event: Mapping[str, Any]) -> EventTarget:
+        target = self.targets.get(event_id)
+        if target is None:
+            target = self.targets[event_id] = map_event(event)
+        return target
 
     def context(self, event_id: int, event: Mapping[str, Any]) -> EventContext:
         context = self.contexts.get(event_id)
         if context is None:
-            context = self.contexts[event_id] = EventContext.of(event, base_url=self.base_url)
+            entry = audit_entry(event, target=self.target(event_id, event), base_url=self.base_url)
+            context = self.contexts[event_id] = EventContext(entry)
         return context
 
 
@@ -160,12 +173,11 @@ def _prepare(
     event_id = delivery.event_id or 0
     if record.integration_key != WEBHOOK:
         return _prepare_integration(delivery, record, renders, event_id, event)
-    fmt = str(record.config.get("format", "unleash"))
     try:
-        body = renders.webhook_body(event_id, event, fmt)
-    except UnknownFormatError as exc:
+        parts = renders.webhook_parts(event_id, event, record.config)
+    except PermanentDeliveryError as exc:  # a body template that fails for this event
         return _dead(delivery, record, str(exc))
-    return Prepared(delivery, record, request=build_request(delivery, record, body, now_ms=now))
+    return Prepared(delivery, record, request=build_request(delivery, record, parts, now_ms=now))
 
 
 def _prepare_integration(
@@ -198,21 +210,19 @@ def _prepare_integration(
 
 
 def build_request(
-    delivery: Delivery, record: SubscriptionRecord, body: bytes, *, now_ms: int
+    delivery: Delivery, record: SubscriptionRecord, parts: payloads.WebhookParts, *, now_ms: int
 ) -> OutboundRequest:
-    """The signed POST of `body`, headers of the subscription; webhook-id = delivery id."""
-    config = record.config
-    headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
-    headers["Content-Type"] = "application/json"
+    """The signed POST of the body, with the subscription's headers; webhook-id = delivery id."""
+    headers = {**parts.headers, "Content-Type": parts.content_type}
     headers.update(
         signing.sign(
             msg_id=delivery.id,
             timestamp=now_ms // 1000,
-            body=body,
+            body=parts.body,
             secrets=signing.active_secrets(record, now_ms=now_ms),
         )
     )
-    return OutboundRequest(url=str(config.get("url", "")), body=body, headers=headers)
+    return OutboundRequest(url=str(record.config.get("url", "")), body=parts.body, headers=headers)
 
 
 def _skip(delivery: Delivery, record: SubscriptionRecord | None, reason: str) -> Prepared:

@@ -71,6 +71,7 @@ def webhook_parts(
     *,
     target: EventTarget,
     unleash_url: str = "",
+    body: bytes | None = None,
 ) -> WebhookParts:
     """Body, Content-Type and configured headers of the delivery of `event` under `config`.
 
@@ -78,9 +79,13 @@ def webhook_parts(
     addon renders it (`_templated_body`); without one, `render` in `config.format`.
     `unleash_url` makes the links of `eventMarkdown`. Raises `WebhookPartsError`
     (`BodyTemplateError` for the template), and `UnknownFormatError` for a bad format.
+    `body`: the body made already for the same event, format and template (a batch makes
+    each once).
     """
     template = config.get("bodyTemplate")
-    if isinstance(template, str) and template:
+    if body is not None:
+        pass
+    elif isinstance(template, str) and template:
         body = _templated_body(template, event, unleash_url=unleash_url)
     else:
         body = render(event, fmt=str(config.get("format") or FORMATS[0]), target=target)

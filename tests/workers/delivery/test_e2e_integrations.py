@@ -6,13 +6,16 @@ for an event is a dead delivery with the reason, never a retry.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from standardwebhooks import Webhook
 
 from relay.api.app import create_app
 from relay.cli.embedded_redis import start_redis
@@ -30,7 +33,8 @@ FLAG_TEMPLATE = """{
   "flag": "{{key}}",
   "environment": "{{project.environment.key}}",
   "level": "{{formVariables.level}}",
-  "tags": [{{#each tags}}"{{{this}}}"{{#unless @last}}, {{/unless}}{{/each}}]{{#if event.data.broken}},{{/if}}
+  "tags": [{{#each tags}}"{{{this}}}"{{#unless @last}}, {{/unless}}{{/each}}]
+  {{~#if event.data.broken}},{{/if}}
 }"""
 CHECK_TEMPLATE = '{"check": "{{{title.plainText}}}"}'
 
@@ -150,3 +154,39 @@ def test_the_test_send_renders_the_validation_template(api: TestClient, receiver
     assert response.status_code in (200, 202), response.text
     [request] = receiver.wait_for(1)
     assert json.loads(request.body) == {"check": "relay recorded an event about relay-test"}
+
+
+def test_a_webhook_with_unleash_addon_parameters_sends_what_unleash_would(
+    api: TestClient, receivers: Any
+) -> None:
+    """An Unleash webhook addon's config moves over as is: Mustache body, content type,
+    authorization and custom headers; signed with a plain LaunchDarkly-style secret."""
+    # given
+    receiver = receivers()
+    secret = "my-very-secret-value-123"
+    config = {
+        "url": receiver.url,
+        "secret": secret,
+        "contentType": "text/plain; charset=utf-8",
+        "authorization": "Bearer addon-token",
+        "customHeaders": '{"X-Team": "core"}',
+        "bodyTemplate": "{{event.type}} of {{event.featureName}} by {{event.createdBy}}",
+    }
+    response = api.post(
+        "/api/v2/integrations/webhook", json={"name": "addon", "config": config}, headers=ADMIN
+    )
+    assert response.status_code == 201, response.text
+    # when
+    support.post_events(api, [_flag_event("addon-flag")], headers=ADMIN)
+    # then
+    [request] = receiver.wait_for(1)
+    assert request.body == b"feature-environment-enabled of addon-flag by alice@example.com"
+    assert request.headers["content-type"] == "text/plain; charset=utf-8"
+    assert request.headers["authorization"] == "Bearer addon-token"
+    assert request.headers["x-team"] == "core"
+    expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["x-ld-signature"] == expected
+    # the body is not JSON, which Webhook.verify parses: the signature is compared instead
+    at = datetime.fromtimestamp(int(request.headers["webhook-timestamp"]), tz=UTC)
+    signed = Webhook(secret.encode()).sign(request.headers["webhook-id"], at, request.body.decode())
+    assert request.headers["webhook-signature"] == signed
