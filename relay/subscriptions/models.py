@@ -39,7 +39,11 @@ class SubscriptionPost(BaseModel):
 
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     config: dict[str, Any] = Field(
-        description="webhook: url (required), secret, format (unleash|launchdarkly), headers"
+        description=(
+            "webhook: url (required), secret, format (unleash|launchdarkly), headers, "
+            "contentType, authorization, customHeaders, bodyTemplate; another integration: "
+            "its manifest's form variables (GET /api/v2/integration-manifests/{key})"
+        )
     )
     statements: list[StatementPost] | None = None
     on: bool = Field(default=True, description="whether the subscription sends events")
