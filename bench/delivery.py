@@ -5,6 +5,10 @@ One API process (uvicorn) and one relay worker process (the `relay worker` comma
 asyncio receiver that answers after 100 ms. Measured in the same run:
 
   relay       events POSTed in batches; deliveries/s until the last one arrived
+  templated   the same with 5 `slack` subscriptions (Block Kit bodies rendered from the
+              built-in manifest) instead of the 5 webhooks, alternating with them run by
+              run (PATCH `/on`), so each templated / webhook ratio is of one machine state
+  render cost render_request in this process for slack, datadog and msteams, per delivery
   latency     200 events/s, one event per POST, 5 subscriptions: ingest -> first attempt
   plain loop  (a) one httpx.Client POSTing in a loop to a receiver answering at once:
               the client-side limit of one Python process
@@ -15,6 +19,7 @@ Figures are medians of `--runs` runs; a plot goes to docs/delivery-bench.png (ma
 the `bench` extra) or docs/delivery-bench.svg without it.
 
     python bench/delivery.py [--events 2000] [--runs 3] [--rates 200,20] [--seconds 10]
+                             [--skip-naive] [--skip-integration]
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +48,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from relay.cli.embedded_redis import free_port, start_redis  # noqa: E402
+from relay.integrations.catalog import BUILTIN_DIR, WEBHOOK  # noqa: E402
+from relay.integrations.manifest import load_manifest  # noqa: E402
+from relay.integrations.render import EventContext, render_request  # noqa: E402
 from relay.settings import Settings  # noqa: E402
+from relay.subscriptions.integration_config import validate_form  # noqa: E402
 from workers.celery_app import worker_args  # noqa: E402
 
 ADMIN = "bench-admin-token"
@@ -51,6 +62,17 @@ TARGET_RATE = 1000.0
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 250.0
 TARGET_EVENTS_RATE = 200.0
+INTEGRATION = "slack"  # the templated integration of the throughput phase
+TARGET_TEMPLATED_RATIO = 0.8  # its deliveries/s over the webhooks' in the same run
+ALL_FLAGS = {"effect": "allow", "resources": ["proj/*:env/*:flag/*"], "actions": ["*"]}
+# configs rendered in-process for the render cost (hosts are never contacted)
+RENDER_CONFIGS: dict[str, dict[str, Any]] = {
+    "slack": {"url": "https://hooks.slack.com/services/T0000/B0000/bench"},
+    "datadog": {"apiKey": "bench-api-key"},
+    "msteams": {"url": "https://bench.webhook.office.com/workflows/bench"},
+}
+RENDERS = 2000  # render_request calls per timed batch
+RENDER_BATCHES = 5
 
 
 @dataclass
@@ -68,6 +90,10 @@ class Figures:
     plain_cpu_ms: list[float] = field(default_factory=list)  # client CPU per request
     naive: list[float] = field(default_factory=list)
     latency: list[Latency] = field(default_factory=list)
+    templated: list[float] = field(default_factory=list)  # run n pairs with relay[n]
+    templated_cpu_ms: list[float] = field(default_factory=list)
+    render_us: dict[str, float] = field(default_factory=dict)  # per delivery, by key
+    context_us: float = 0.0  # the audit entry and its JSON-escaped form, per event
 
 
 def cpu_seconds(pid: int) -> float:
@@ -185,6 +211,86 @@ def subscribe(api: httpx.Client, stack: Stack) -> list[str]:
     return ids
 
 
+def subscribe_templated(api: httpx.Client, stack: Stack) -> list[str]:
+    """Five `slack` subscriptions, off, each at its own path of the slow receiver (its
+    arrivals carry no webhook-id: the path tells whose they are)."""
+    ids = []
+    for n in range(SUBSCRIPTIONS):
+        body = {
+            "name": f"bench-{INTEGRATION}-{n}",
+            "config": {"url": f"{stack.receiver}/slow/{INTEGRATION}-{n}"},
+            "statements": [ALL_FLAGS],
+            "on": False,
+        }
+        response = api.post(f"/api/v2/integrations/{INTEGRATION}", json=body)
+        response.raise_for_status()
+        ids.append(response.json()["_id"])
+    return ids
+
+
+@dataclass
+class Switch:
+    """The two sets of subscriptions, webhooks and templated, one of them on at a time."""
+
+    api: httpx.Client
+    stack: Stack
+    webhooks: list[str]
+    templated: list[str]
+    templated_on: bool = False
+
+    def use(self, templated: bool) -> None:
+        """Turn the other set off, then this one on, and wait until deliveries follow."""
+        if templated == self.templated_on:
+            return
+        sets = [(WEBHOOK, self.webhooks), (INTEGRATION, self.templated)]
+        off, on = sets if templated else sets[::-1]
+        for (key, ids), value in ((off, False), (on, True)):
+            patch = [{"op": "replace", "path": "/on", "value": value}]
+            for sub_id in ids:
+                self.api.patch(
+                    f"/api/v2/integrations/{key}/{sub_id}", json=patch
+                ).raise_for_status()
+        self.templated_on = templated
+        wait_until_switched(self.api, self.stack, templated)
+
+
+def wait_until_switched(
+    api: httpx.Client, stack: Stack, templated: bool, attempts: int = 40
+) -> None:
+    """POST one event until its deliveries come from the set that is on, and only from it:
+    the API and the worker rebuild their subscription index in the background."""
+    for _ in range(attempts):
+        stack.probe.post(f"{stack.receiver}/reset")
+        api.post("/api/events", json=[event(0)]).raise_for_status()
+        try:
+            wait_for_deliveries(stack, SUBSCRIPTIONS, timeout=5)
+        except RuntimeError:
+            continue
+        time.sleep(3 * RECEIVER_DELAY)  # a delivery to the other set would be here by now
+        arrivals = receiver_dump(stack)
+        kinds = {is_templated(arrival_id) for arrival_id, _ in arrivals}
+        if len(arrivals) == SUBSCRIPTIONS and kinds == {templated}:
+            return
+    raise RuntimeError("deliveries did not follow the subscriptions turned on")
+
+
+def is_templated(arrival_id: str) -> bool:
+    """Whether the receiver recorded an arrival by its path (no webhook-id header)."""
+    return arrival_id.startswith("/")
+
+
+def check_arrivals(arrivals: list[tuple[str, float]], events: int, *, templated: bool) -> None:
+    """Raise if a delivery is missing: webhooks by distinct webhook-id; the templated ones,
+    which carry none, by `events` arrivals at each subscription's path (a duplicate comes
+    only from a retry, which a receiver answering 200 does not cause)."""
+    if templated:
+        per_path = Counter(arrival_id.split("#")[0] for arrival_id, _ in arrivals)
+        if len(per_path) < SUBSCRIPTIONS or min(per_path.values()) < events:
+            raise RuntimeError(f"a delivery is missing: {dict(per_path)} of {events} each")
+    elif len({arrival_id for arrival_id, _ in arrivals}) < events * SUBSCRIPTIONS:
+        raise RuntimeError("a delivery is missing")
+
+
 def receiver_count(stack: Stack) -> int:
     return int(stack.probe.get(f"{stack.receiver}/count").json()["count"])
 
@@ -201,9 +307,11 @@ def wait_for_deliveries(stack: Stack, count: int, timeout: float = 120.0) -> Non
         time.sleep(0.2)  # the driver's own CPU is taken from the processes measured
 
 
-def measure_relay(api: httpx.Client, stack: Stack, events: int) -> tuple[float, float]:
-    """Deliveries/s for `events` events (x5 subscriptions) POSTed in batches of 100,
-    and the worker's CPU milliseconds per delivery."""
+def measure_relay(
+    api: httpx.Client, stack: Stack, events: int, *, templated: bool = False
+) -> tuple[float, float]:
+    """Deliveries/s for `events` events (x5 subscriptions, webhooks or `templated`) POSTed
+    in batches of 100, and the worker's CPU milliseconds per delivery."""
     stack.probe.post(f"{stack.receiver}/reset")
     expected = events * SUBSCRIPTIONS
     cpu_before = cpu_seconds(stack.worker_pid)
@@ -215,7 +323,7 @@ def measure_relay(api: httpx.Client, stack: Stack, events: int) -> tuple[float, 
     cpu_ms = (cpu_seconds(stack.worker_pid) - cpu_before) * 1000 / expected
     arrivals = receiver_dump(stack)
     last = max(t for _, t in arrivals)
-    assert len({i for i, _ in arrivals}) >= expected, "a delivery is missing"
+    check_arrivals(arrivals, events, templated=templated)
     return expected / (last - started), cpu_ms
 
 
@@ -291,6 +399,32 @@ def measure_plain_loop(stack: Stack, seconds: float = 3.0) -> tuple[float, float
         return rate, (time.process_time() - cpu_before) * 1000 / count
 
 
+def measure_render_costs() -> tuple[dict[str, float], float]:
+    """Microseconds per render_request of each RENDER_CONFIGS integration over a stored
+    bench event (median of RENDER_BATCHES batches of RENDERS), and per event for its audit
+    entry and JSON-escaped form, which the worker makes once for a batch's deliveries."""
+    stored = {**event(7), "id": 7, "createdAt": "2026-01-01T00:00:00.000Z"}
+    costs = {}
+    for key, raw in RENDER_CONFIGS.items():
+        manifest = load_manifest(BUILTIN_DIR / key, builtin=True)
+        config, _ = validate_form(manifest, raw, stored=None)
+        context = EventContext.of(stored)
+        costs[key] = median_micros(partial(render_request, manifest, config, context))
+    return costs, median_micros(lambda: EventContext.of(stored).escaped)
+
+
+def median_micros(call: Callable[[], object]) -> float:
+    """Median over RENDER_BATCHES batches of the microseconds per call of `call`."""
+    call()  # a first call fills caches (the JSON-escaped entry) the way a batch's first does
+    samples = []
+    for _ in range(RENDER_BATCHES):
+        started = time.perf_counter()
+        for _ in range(RENDERS):
+            call()
+        samples.append((time.perf_counter() - started) * 1e6 / RENDERS)
+    return statistics.median(samples)
+
+
 def measure_naive(stack: Stack, deliveries: int, runs: int) -> list[float]:
     """(b) Deliveries/s of a task-per-delivery Celery worker on the default prefork pool."""
     broker = stack.redis.url.rsplit("/", 1)[0] + "/1"
@@ -335,22 +469,42 @@ def running_stack() -> Iterator[Stack]:
 
 def run(arguments: argparse.Namespace) -> Figures:
     figures = Figures()
+    if not arguments.skip_integration:  # before the stack starts: its processes are idle then
+        figures.render_us, figures.context_us = measure_render_costs()
     with running_stack() as stack:
         api = httpx.Client(base_url=stack.api, headers={"Authorization": ADMIN}, timeout=30)
-        subscribe(api, stack)
+        webhooks = subscribe(api, stack)
+        templated = [] if arguments.skip_integration else subscribe_templated(api, stack)
+        switch = Switch(api, stack, webhooks, templated)
         measure_relay(api, stack, 1000)  # warm-up: connection pools, subscription index
-        for _ in range(arguments.runs):
-            rate, cpu_ms = measure_relay(api, stack, arguments.events)
-            figures.relay.append(rate)
-            figures.relay_cpu_ms.append(cpu_ms)
-            rate, cpu_ms = measure_plain_loop(stack)
-            figures.plain.append(rate)
-            figures.plain_cpu_ms.append(cpu_ms)
+        if templated:
+            switch.use(templated=True)
+            measure_relay(api, stack, 1000, templated=True)
+        for n in range(arguments.runs):
+            measure_run(arguments, figures, switch, first_templated=n % 2 == 0)
+        switch.use(templated=False)  # latency reads the event from the webhook-id
         for rate in arguments.rates:
             figures.latency.append(measure_latency(api, stack, rate, arguments.seconds))
         if not arguments.skip_naive:
             figures.naive = measure_naive(stack, arguments.naive_deliveries, arguments.runs)
     return figures
+
+
+def measure_run(
+    arguments: argparse.Namespace, figures: Figures, switch: Switch, *, first_templated: bool
+) -> None:
+    """One run: webhooks and (unless skipped) templated, in the order given, then (a)."""
+    kinds = [first_templated, not first_templated] if switch.templated else [False]
+    for templated in kinds:
+        switch.use(templated)
+        rate, cpu_ms = measure_relay(
+            switch.api, switch.stack, arguments.events, templated=templated
+        )
+        (figures.templated if templated else figures.relay).append(rate)
+        (figures.templated_cpu_ms if templated else figures.relay_cpu_ms).append(cpu_ms)
+    rate, cpu_ms = measure_plain_loop(switch.stack)
+    figures.plain.append(rate)
+    figures.plain_cpu_ms.append(cpu_ms)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -386,6 +540,8 @@ def report(figures: Figures) -> list[str]:
         f"throughput          {relay:8.0f}/s (target >= {TARGET_RATE:.0f}/s)"
         f" {_verdict(relay >= TARGET_RATE)}",
     ]
+    if figures.templated:
+        lines += report_templated(figures)
     for latency in figures.latency:
         p50, p99 = percentile(latency.millis, 0.50), percentile(latency.millis, 0.99)
         target = f" (target p99 <= {TARGET_P99_MS:.0f} ms) {_verdict(p99 <= TARGET_P99_MS)}"
@@ -396,6 +552,28 @@ def report(figures: Figures) -> list[str]:
             + (target if latency.rate == TARGET_EVENTS_RATE else "")
         )
     return lines
+
+
+def report_templated(figures: Figures) -> list[str]:
+    """The templated phase: its throughput next to the webhooks' of the same runs, the
+    ratio per run (median) against its target, and the in-process render costs."""
+    templated, webhooks = statistics.median(figures.templated), statistics.median(figures.relay)
+    ratios = [t / w for t, w in zip(figures.templated, figures.relay, strict=True)]
+    ratio = statistics.median(ratios)
+    costs = ", ".join(f"{key} {micros:.0f} µs" for key, micros in figures.render_us.items())
+    return [
+        f"templated {INTEGRATION:9} {templated:8.0f} deliveries/s  (runs:"
+        f" {_runs(figures.templated)}); worker CPU"
+        f" {statistics.median(figures.templated_cpu_ms):.2f} ms/delivery",
+        f"plain webhooks      {webhooks:8.0f} deliveries/s  (runs: {_runs(figures.relay)},"
+        f" alternating with the templated); worker CPU"
+        f" {statistics.median(figures.relay_cpu_ms):.2f} ms/delivery",
+        f"templated / plain   {ratio:8.2f}   (per run: {', '.join(f'{r:.2f}' for r in ratios)};"
+        f" target >= {TARGET_TEMPLATED_RATIO}) {_verdict(ratio >= TARGET_TEMPLATED_RATIO)}",
+        f"render cost: {costs} per delivery (render_request in-process, median of"
+        f" {RENDER_BATCHES} x {RENDERS:,}); audit entry + JSON escaping"
+        f" {figures.context_us:.0f} µs per event, shared by its deliveries in a batch",
+    ]
 
 
 def _verdict(met: bool) -> str:
@@ -417,10 +595,16 @@ def plot(figures: Figures, out_dir: Path) -> Path:
     fig, (bars, cdf) = plt.subplots(1, 2, figsize=(12, 4.8))
     names = ["relay worker\n(100 ms receiver)", "(a) plain httpx loop\n(0 ms receiver)"]
     values = [statistics.median(figures.relay), statistics.median(figures.plain)]
+    colors = ["#2b7bba", "#999999"]
     if figures.naive:
         names.append("(b) naive prefork\n(100 ms receiver)")
         values.append(statistics.median(figures.naive))
-    bars.bar(names, values, color=["#2b7bba", "#999999", "#d9822b"][: len(values)])
+        colors.append("#d9822b")
+    if figures.templated:
+        names.append(f"relay, {INTEGRATION}\n(templated, 100 ms)")
+        values.append(statistics.median(figures.templated))
+        colors.append("#6a3d9a")
+    bars.bar(names, values, color=colors)
     bars.axhline(TARGET_RATE, color="green", linestyle="--", label="target 1,000/s")
     for x, value in enumerate(values):
         bars.text(x, value, f"{value:,.0f}", ha="center", va="bottom")
@@ -452,6 +636,8 @@ def _svg(figures: Figures, path: Path) -> Path:
     ]
     if figures.naive:
         values.append(("naive", statistics.median(figures.naive)))
+    if figures.templated:
+        values.append((INTEGRATION, statistics.median(figures.templated)))
     top = max(v for _, v in values)
     rects = "".join(
         f'<rect x="{40 + i * 120}" y="{260 - 220 * v / top:.0f}" width="80" '
@@ -460,7 +646,7 @@ def _svg(figures: Figures, path: Path) -> Path:
         for i, (name, v) in enumerate(values)
     )
     path.write_text(
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="420" height="300">{rects}</svg>'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="540" height="300">{rects}</svg>'
     )
     return path
 
@@ -478,6 +664,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="latency phase length")
     parser.add_argument("--naive-deliveries", type=int, default=100)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--skip-integration", action="store_true", help="no templated phase, no render cost"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     arguments = parser.parse_args()
     figures = run(arguments)

@@ -1,9 +1,11 @@
 """A webhook receiver for benchmarks: asyncio, keep-alive, answers after a delay per path.
 
-`POST /slow` answers 200 after `--delay` seconds (a typical slow receiver), any other POST
-at once. Every POST is recorded as (webhook-id, arrival time); `GET /count` and
-`GET /dump` report them, `POST /reset` forgets them. Many connections are served
-concurrently by one process, so the receiver is never the bottleneck being measured.
+`POST /slow` (and `/slow/<anything>`) answers 200 after `--delay` seconds (a typical slow
+receiver), any other POST at once. Every POST is recorded as (id, arrival time), the id
+being its `webhook-id`, or `<path>#<n>` (n counting POSTs) for a request without one, as an
+integration's (Slack's) is; `GET /count` and `GET /dump` report them, `POST /reset`
+forgets them. Many connections are served concurrently by one process, so the receiver
+is never the bottleneck being measured.
 
     python bench/receiver.py --port 8765 --delay 0.1
 """
@@ -22,6 +24,7 @@ class Recorder:
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.arrivals: list[tuple[str, float]] = []
+        self.posts = 0  # never reset: an id is unique for the receiver's life
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -44,8 +47,10 @@ class Recorder:
         if method == "POST" and path == "/reset":
             self.arrivals = []
             return _OK
-        self.arrivals.append((headers.get("webhook-id", ""), time.time()))
-        if path == "/slow":
+        self.posts += 1
+        arrival_id = headers.get("webhook-id") or f"{path}#{self.posts}"
+        self.arrivals.append((arrival_id, time.time()))
+        if path == "/slow" or path.startswith("/slow/"):
             await asyncio.sleep(self.delay)
         return _OK
 
