@@ -25,6 +25,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/admin/events/{featureName}"): "read",
     ("POST", "/api/client/metrics"): "ingest",
     ("GET", "/api/v2/engineering-insights/flag-events"): "read",
+    ("GET", "/api/v2/integration-manifests"): "read",
+    ("GET", "/api/v2/integration-manifests/{integrationKey}"): "read",
     ("POST", "/api/v2/integrations/{integrationKey}"): "write",
     ("GET", "/api/v2/integrations/{integrationKey}"): "read",
     ("GET", "/api/v2/integrations/{integrationKey}/{id}"): "read",

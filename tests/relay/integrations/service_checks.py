@@ -379,7 +379,8 @@ def check_datadog(request: Received, config: Mapping[str, Any]) -> dict[str, Any
     tags = body.get("tags", [])
     assert isinstance(tags, list), "tags must be a list"
     for index, tag in enumerate(tags):
-        text(tag, f"tags[{index}]", max_len=200)
+        # Datadog keeps the first 200 characters of a longer tag rather than refusing it
+        text(tag, f"tags[{index}]", max_len=4000)
     return body
 
 
