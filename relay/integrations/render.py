@@ -31,6 +31,7 @@ MAX_STEPS = 200_000
 # LaunchDarkly's Splunk form variable: a self-signed HEC certificate is accepted when set
 SKIP_TLS_VERIFICATION = "skip-ca-verification"
 _VISIBLE = re.compile(r"[\x20-\x7e\t]*")
+_SPACE = re.compile(r"\s")
 
 
 class RenderFailure(ValueError):
@@ -122,7 +123,7 @@ def _url(manifest: Manifest, variables: Mapping[str, Any]) -> str:
         raise RenderFailure(f"the endpoint URL renders to an invalid URL: {exc}") from exc
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise RenderFailure("the endpoint URL must render to an http or https URL with a host")
-    if any(c.isspace() for c in url) or not url.isascii():
+    if _SPACE.search(url) or not url.isascii():
         raise RenderFailure("the endpoint URL renders with spaces or non-ASCII characters")
     return url
 
