@@ -42,7 +42,10 @@ def audit_entry(
         "kind": _KINDS.get(target.kind, target.kind),
         "key": name,
         "name": name,
-        "title": _title(actor, target.title_verb, name, environment),
+        # "in <environment>" says where, except of the environment itself
+        "title": _title(
+            actor, target.title_verb, name, "" if target.kind == "env" else environment
+        ),
         "details": _details(event, target),
         "titleVerb": target.title_verb,
         "verbKind": target.ld_actions[0] if target.ld_actions else target.event_type,
