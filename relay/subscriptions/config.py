@@ -20,29 +20,40 @@ the body keyed by the secret's UTF-8 bytes, whatever its form.
 Every header value is a credential, as are the secret, `authorization`, `customHeaders`
 (the whole string) and the values of the URL's query: each is shown as `MASK` in every
 answer, to every role. Writing `MASK` back keeps the value stored under that same name, so
-a client can GET, edit and PUT back a whole config. Stored header, authorization,
-customHeaders and query values never follow the URL to another origin (scheme, host,
-port): moving it means giving them again in the same request. The signing secret does
-follow a new URL (it is never sent, only the signatures it makes); a masked query value
-also needs its name at the same position as stored.
+a client can GET, edit and PUT back a whole config. Stored header, authorization and
+customHeaders values never follow the URL to another origin (scheme, host, port): moving
+it means giving them again in the same request. The signing secret does follow a new URL
+(it is never sent, only the signatures it makes). The URL's own rules, query masking
+included, are in `urls.py`; the rules of a header name and value in `headers.py`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
-
-import idna
 
 from relay.errors import FieldProblem, InvalidRequestError
 from relay.integrations.handlebars import TemplateError, compile_template
+from relay.subscriptions.headers import (
+    MAX_CONTENT_TYPE,
+    MAX_HEADERS,
+    header_problem,
+    header_value_problem,
+    is_media_type,
+    parse_custom_headers,
+)
+from relay.subscriptions.urls import (
+    MASK,
+    masked_url,
+    origin,
+    query_values,
+    unmasked_url,
+    url_problem,
+)
 
 INTEGRATION_KEY = "webhook"
 FORMATS = ("unleash", "launchdarkly")
@@ -51,55 +62,12 @@ SECRET_PREFIX = "whsec_"
 ADDON_FIELDS = ("contentType", "authorization", "customHeaders", "bodyTemplate")
 FIELDS = ("url", "secret", "format", "headers", *ADDON_FIELDS)
 DEFAULT_CONTENT_TYPE = "application/json"
-# what every credential looks like in an answer: nothing of the value, not even its length
-MASK = "********"
-
-MAX_URL = 2048
-MAX_HEADERS = 20
-MAX_HEADER_NAME = 256
-MAX_HEADER_VALUE = 1024
 MAX_SECRET = 512
-MAX_CONTENT_TYPE = 256
-# MAX_HEADERS names and values with JSON's quotes, commas and spacing fit well within this
-MAX_CUSTOM_HEADERS = 32 * 1024
 MAX_BODY_TEMPLATE = 64 * 1024  # bytes of UTF-8
 
 _CREDENTIAL_FIELDS = ("secret", "authorization", "customHeaders")
 
 _SECRET_BYTES = (24, 64)
-# RFC 9110: a field name is a token; a value is visible ASCII with spaces and tabs inside.
-# The sender (workers/http_client.py) writes headers as ASCII and refuses anything else.
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?")
-# RFC 9110 8.3.1: type "/" subtype *( OWS ";" OWS [ token "=" ( token / quoted-string ) ] )
-_QUOTED = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*"'
-_MEDIA_TYPE = re.compile(
-    rf"{_TOKEN.pattern}/{_TOKEN.pattern}"
-    rf"(?:[ \t]*;[ \t]*(?:{_TOKEN.pattern}=(?:{_TOKEN.pattern}|{_QUOTED}))?)*"
-)
-# The relay sets these itself (framing, body, signature); a static copy would break delivery.
-_REFUSED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "upgrade",
-        "http2-settings",
-        "expect",
-        "accept-encoding",
-        "x-ld-signature",
-    }
-)
-_REFUSED_PREFIXES = ("webhook-", "x-relay-", "proxy-")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-Origin = tuple[str, str, int | None]
 
 
 @dataclass(frozen=True)
@@ -129,14 +97,6 @@ def masked_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def masked_url(url: str) -> str:
-    """`https://h/x?team=ops&code=s3cr3t` -> `https://h/x?team=********&code=********`."""
-    base, parts, fragment = _split_query(url)
-    if parts is None:
-        return url
-    return f"{base}?{'&'.join(_masked_part(part) for part in parts)}{fragment}"
-
-
 def credentials(config: Mapping[str, Any]) -> list[str]:
     """Every stored value answers never show: secret, authorization, header and query values."""
     found = [str(v) for v in (config.get("headers") or {}).values() if v]
@@ -149,37 +109,8 @@ def credentials(config: Mapping[str, Any]) -> list[str]:
             found.append(str(custom))  # not headers, yet stored as a credential: all of it
     url = config.get("url")
     if isinstance(url, str):
-        found += [_part_value(part) for part in _query_parts(url)]
+        found += query_values(url)
     return [value for value in found if value]
-
-
-def parse_custom_headers(text: object) -> dict[str, str]:
-    """Unleash's `customHeaders` (JSON text of an object of strings) as headers.
-
-    The rules of `headers` apply to each name and value; ValueError says what is wrong.
-    """
-    if not isinstance(text, str):
-        raise ValueError("must be a string: a JSON object of header names to string values")
-    if len(text) > MAX_CUSTOM_HEADERS:
-        raise ValueError(f"must be at most {MAX_CUSTOM_HEADERS} characters")
-    try:
-        parsed = json.loads(text, object_pairs_hook=_unique_names)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    except RecursionError as exc:
-        raise ValueError("is not a JSON object of strings: nested too deeply") from exc
-    if not isinstance(parsed, dict):
-        raise ValueError("must be a JSON object of header names to string values")
-    if len(parsed) > MAX_HEADERS:
-        raise ValueError(f"{len(parsed)} headers; at most {MAX_HEADERS}")
-    seen: set[str] = set()
-    for name, value in parsed.items():
-        reason = _header_problem(name, value, seen)
-        if reason is None and value == MASK:
-            reason = f"is {MASK}: to keep the stored customHeaders, write all of it as {MASK}"
-        if reason is not None:
-            raise ValueError(f"header {name!r} {reason}")
-    return parsed
 
 
 def validate_config(raw: Any, *, stored: Mapping[str, Any] | None = None) -> WebhookConfig:
@@ -214,22 +145,15 @@ def validate_config(raw: Any, *, stored: Mapping[str, Any] | None = None) -> Web
     return WebhookConfig(config=config, secret_generated=generated)
 
 
-def origin(url: str) -> Origin:
-    """(scheme, host, port) of a valid URL, default ports made explicit."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
-
-
 def _stored_url(stored: Mapping[str, Any]) -> str | None:
     url = stored.get("url")
     return url if isinstance(url, str) and url else None
 
 
 def _url(value: Any, stored_url: str | None, problems: list[FieldProblem]) -> str:
-    reason = _url_problem(value)
+    reason = url_problem(value)
     if reason is None:
-        unmasked = _unmasked_url(str(value), stored_url)
+        unmasked = unmasked_url(str(value), stored_url)
         if unmasked is not None:
             return unmasked
         reason = (
@@ -238,91 +162,6 @@ def _url(value: Any, stored_url: str | None, problems: list[FieldProblem]) -> st
         )
     problems.append(FieldProblem("config.url", reason))
     return ""
-
-
-def _url_problem(value: Any) -> str | None:
-    if value is None:
-        return "is required"
-    if not isinstance(value, str):
-        return "must be a string"
-    if len(value) > MAX_URL or value != value.strip() or any(c.isspace() for c in value):
-        return f"must be a URL without spaces, at most {MAX_URL} characters"
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - parsing the port is what validates it
-    except ValueError as exc:
-        return f"is not a valid URL: {exc}"
-    if parts.scheme.lower() not in _DEFAULT_PORTS:
-        return "must be an http or https URL"
-    if not parts.hostname:
-        return "must have a host"
-    if parts.username is not None or parts.password is not None:
-        return "must not contain credentials; send them in config.headers"
-    if not parts.netloc.isascii():
-        return _ascii_host_problem(parts)
-    return None
-
-
-def _ascii_host_problem(parts: SplitResult) -> str:
-    """A host outside ASCII cannot be sent in a Host header: name its IDNA (punycode) form."""
-    host = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
-    try:
-        ascii_host = idna.encode(host, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        return f"its host must be ASCII, and {host!r} has no IDNA form: {exc}"
-    # the host alone: the rest of the URL may hold credentials (query values)
-    return f"its host must be ASCII: write it in its IDNA (punycode) form, {ascii_host}"
-
-
-def _unmasked_url(url: str, stored_url: str | None) -> str | None:
-    """`url` with masked query values taken from `stored_url`; None when that is not allowed."""
-    base, query, fragment = _split_query(url)
-    parts = query or []
-    if not any(_is_masked(part) for part in parts):
-        return url
-    if stored_url is None or origin(url) != origin(stored_url):
-        return None
-    stored_parts = _query_parts(stored_url)
-    resolved: list[str] = []
-    for index, part in enumerate(parts):
-        if _is_masked(part):
-            if index >= len(stored_parts) or _part_name(stored_parts[index]) != _part_name(part):
-                return None
-            part = stored_parts[index]
-        resolved.append(part)
-    return f"{base}?{'&'.join(resolved)}{fragment}"
-
-
-def _split_query(url: str) -> tuple[str, list[str] | None, str]:
-    """`url` as what precedes its query, the query's parts (None: no query), `#fragment`."""
-    main, hash_sign, fragment = url.partition("#")
-    base, question, query = main.partition("?")
-    return base, query.split("&") if question else None, hash_sign + fragment
-
-
-def _query_parts(url: str) -> list[str]:
-    return _split_query(url)[1] or []
-
-
-def _part_name(part: str) -> str | None:
-    name, equals, _ = part.partition("=")
-    return name if equals else None  # a bare part (`?token`) is all value
-
-
-def _part_value(part: str) -> str:
-    name, equals, value = part.partition("=")
-    return value if equals else name
-
-
-def _masked_part(part: str) -> str:
-    name = _part_name(part)
-    if not _part_value(part):
-        return part
-    return MASK if name is None else f"{name}={MASK}"
-
-
-def _is_masked(part: str) -> bool:
-    return unquote(_part_value(part)) == MASK
 
 
 def _secret(
@@ -407,12 +246,12 @@ def _headers(
     carried: list[str] = []
     seen: set[str] = set()
     for name, header_value in value.items():
-        reason = _header_problem(name, header_value, seen)
+        reason = header_problem(name, header_value, seen)
         if reason is None and header_value == MASK:
             previous = by_name.get(name.lower())
             if isinstance(previous, str):
                 # a value stored before values were checked as the sender checks them
-                reason = _value_problem(previous)
+                reason = header_value_problem(previous)
                 header_value = previous
                 carried.append(name)
             else:
@@ -422,31 +261,6 @@ def _headers(
             continue
         headers[name] = header_value
     return headers, carried
-
-
-def _header_problem(name: str, value: Any, seen: set[str]) -> str | None:
-    lowered = name.lower()
-    if len(name) > MAX_HEADER_NAME or not _TOKEN.fullmatch(name):
-        return f"is not a header name (RFC 9110 token, at most {MAX_HEADER_NAME} characters)"
-    if lowered == "content-type":
-        return "is set from config.contentType"
-    if lowered in _REFUSED_HEADERS or lowered.startswith(_REFUSED_PREFIXES):
-        return "is set by the relay or a hop-by-hop header, and cannot be configured"
-    if lowered in seen:
-        return "is given twice (header names are case-insensitive)"
-    seen.add(lowered)
-    if not isinstance(value, str):
-        return "must be a string"
-    return _value_problem(value)
-
-
-def _value_problem(value: str) -> str | None:
-    if len(value) > MAX_HEADER_VALUE or not _VALUE.fullmatch(value):
-        return (
-            f"must be at most {MAX_HEADER_VALUE} visible ASCII characters, with spaces and "
-            "tabs only between them (no line breaks, control characters or non-ASCII)"
-        )
-    return None
 
 
 def _addon_params(
@@ -469,7 +283,7 @@ def _addon_params(
 def _content_type(value: Any, problems: list[FieldProblem]) -> str | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str) and len(value) <= MAX_CONTENT_TYPE and _MEDIA_TYPE.fullmatch(value):
+    if isinstance(value, str) and is_media_type(value):
         return value
     problems.append(
         FieldProblem(
@@ -487,7 +301,7 @@ def _authorization(
     value, kept = _kept("authorization", value, stored, problems)
     if value is None or value == "":
         return None, False
-    reason = _value_problem(value) if isinstance(value, str) else "must be a string"
+    reason = header_value_problem(value) if isinstance(value, str) else "must be a string"
     if reason is not None:
         problems.append(FieldProblem("config.authorization", reason))
         return None, False
@@ -533,16 +347,6 @@ def _template_problem(value: Any) -> str | None:
     except TemplateError as exc:
         return f"is not a valid Mustache template: {exc}"
     return None
-
-
-def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object's members; a name given twice is an error (json keeps the last)."""
-    found: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in found:
-            raise ValueError(f"header {name!r} is given twice")
-        found[name] = value
-    return found
 
 
 def _refuse_repeated(

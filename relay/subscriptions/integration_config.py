@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from relay.errors import FieldProblem, InvalidRequestError
 from relay.integrations.manifest import FormVariable, Manifest
 from relay.integrations.render import EventContext, RenderedRequest, RenderFailure, render_request
-from relay.subscriptions.config import MASK, origin
+from relay.subscriptions.urls import MASK, origin
 
 MAX_VALUE = 4096
 SAMPLE_EVENT: dict[str, Any] = {

@@ -28,8 +28,9 @@ from collections.abc import Iterable
 from urllib.parse import quote, unquote
 
 from relay.store.subscriptions import SubscriptionRecord
-from relay.subscriptions.config import INTEGRATION_KEY, MASK, SECRET_PREFIX, credentials
+from relay.subscriptions.config import INTEGRATION_KEY, SECRET_PREFIX, credentials
 from relay.subscriptions.integration_config import form_credentials
+from relay.subscriptions.urls import MASK
 
 # shorter values are left alone: masking every "ops" or "1" would garble the text, and a
 # credential of three characters protects nothing

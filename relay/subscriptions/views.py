@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from relay.store.subscriptions import SubscriptionRecord
 from relay.store.tokens import Capability, TokenInfo
-from relay.subscriptions.config import INTEGRATION_KEY, MASK, masked_config
+from relay.subscriptions.config import INTEGRATION_KEY, masked_config
 from relay.subscriptions.integration_config import masked_form
 from relay.subscriptions.models import (
     Access,
@@ -19,6 +19,7 @@ from relay.subscriptions.models import (
     Statement,
 )
 from relay.subscriptions.redaction import Redactor, redactor_for
+from relay.subscriptions.urls import MASK
 
 # LaunchDarkly's action names for an integration; the relay's `write` capability grants them all
 ACTIONS = (

@@ -21,7 +21,8 @@ from typing import Any
 from policies import EventTarget
 from relay.clock import rfc3339_ms
 from relay.integrations.handlebars import RenderError, Template, TemplateError, compile_template
-from relay.subscriptions.config import DEFAULT_CONTENT_TYPE, parse_custom_headers
+from relay.subscriptions.config import DEFAULT_CONTENT_TYPE
+from relay.subscriptions.headers import parse_custom_headers
 from workers.errors import PermanentDeliveryError, UnknownFormatError
 
 __all__ = [

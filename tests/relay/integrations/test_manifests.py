@@ -18,7 +18,7 @@ from relay.integrations.manifest import ManifestError
 from relay.settings import Settings
 from relay.store import keys
 from relay.store.client import Redis
-from relay.subscriptions.config import MASK
+from relay.subscriptions.urls import MASK
 
 BUILTINS = {
     "datadog",

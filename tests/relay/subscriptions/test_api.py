@@ -13,7 +13,7 @@ from relay.settings import Settings
 from relay.store import subscription_status, subscriptions, tokens
 from relay.store.client import Redis
 from relay.store.tokens import Role
-from relay.subscriptions.config import MASK
+from relay.subscriptions.urls import MASK
 
 BASE = "/api/v2/integrations/webhook"
 SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # 32 bytes

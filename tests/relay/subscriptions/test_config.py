@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 
 from relay.errors import InvalidRequestError
-from relay.subscriptions.config import (
-    FIELDS,
-    MASK,
-    credentials,
-    masked_config,
-    masked_url,
-    origin,
-    validate_config,
-)
+from relay.subscriptions.config import FIELDS, credentials, masked_config, validate_config
+from relay.subscriptions.urls import MASK, masked_url, origin
 
 SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="
 URL = "https://h.example.com/hook"

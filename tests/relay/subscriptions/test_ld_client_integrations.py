@@ -14,7 +14,7 @@ from launchdarkly_api.models.patch_operation import PatchOperation
 from launchdarkly_api.models.subscription_post import SubscriptionPost
 
 from relay.store.client import Redis
-from relay.subscriptions.config import MASK
+from relay.subscriptions.urls import MASK
 from tests import support
 
 API_KEY = "0123456789abcdef0123456789abcdef"  # a Datadog API key is 32 hex digits

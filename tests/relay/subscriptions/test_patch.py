@@ -15,7 +15,7 @@ from relay.settings import Settings
 from relay.store import subscription_status, subscriptions
 from relay.store.client import Redis
 from relay.store.subscriptions import SECRET_OVERLAP_MS
-from relay.subscriptions.config import MASK
+from relay.subscriptions.urls import MASK
 from tests.support import stored_subscription
 
 BASE = "/api/v2/integrations/webhook"
