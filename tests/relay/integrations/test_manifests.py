@@ -122,19 +122,61 @@ def _broken(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
 
 
 BROKEN = [
-    ("no hook", _broken(lambda d: d["capabilities"].pop("auditLogEventsHook")), "capabilities.auditLogEventsHook"),
-    ("form type", _broken(lambda d: d["formVariables"][1].update(type="oauth")), "formVariables.1.type"),
-    ("enum values", _broken(lambda d: d["formVariables"][2].pop("allowedValues")), "formVariables.2.allowedValues"),
-    ("enum default", _broken(lambda d: d["formVariables"][2].update(defaultValue="x")), "formVariables.2.defaultValue"),
-    ("twice", _broken(lambda d: d["formVariables"].append(d["formVariables"][0])), "formVariables.4.key"),
+    (
+        "no hook",
+        _broken(lambda d: d["capabilities"].pop("auditLogEventsHook")),
+        "capabilities.auditLogEventsHook",
+    ),
+    (
+        "form type",
+        _broken(lambda d: d["formVariables"][1].update(type="oauth")),
+        "formVariables.1.type",
+    ),
+    (
+        "enum values",
+        _broken(lambda d: d["formVariables"][2].pop("allowedValues")),
+        "formVariables.2.allowedValues",
+    ),
+    (
+        "enum default",
+        _broken(lambda d: d["formVariables"][2].update(defaultValue="x")),
+        "formVariables.2.defaultValue",
+    ),
+    (
+        "twice",
+        _broken(lambda d: d["formVariables"].append(d["formVariables"][0])),
+        "formVariables.4.key",
+    ),
     ("method", _broken(lambda d: hook(d)["endpoint"].update(method="GET")), "endpoint.method"),
-    ("url template", _broken(lambda d: hook(d)["endpoint"].update(url="{{#if base}}x")), "endpoint.url"),
-    ("template name", _broken(lambda d: hook(d)["templates"].update(audit="t.hbs")), "templates.audit"),
-    ("template file", _broken(lambda d: hook(d)["templates"].update(flag="templates/none.hbs")), "templates.flag"),
-    ("outside", _broken(lambda d: hook(d)["templates"].update(flag="../../x.hbs")), "templates.flag"),
-    ("policy", _broken(lambda d: hook(d).update(defaultPolicy=[{"effect": "allow", "resources": ["proj/"]}])), "defaultPolicy"),
+    (
+        "url template",
+        _broken(lambda d: hook(d)["endpoint"].update(url="{{#if base}}x")),
+        "endpoint.url",
+    ),
+    (
+        "template name",
+        _broken(lambda d: hook(d)["templates"].update(audit="t.hbs")),
+        "templates.audit",
+    ),
+    (
+        "template file",
+        _broken(lambda d: hook(d)["templates"].update(flag="templates/none.hbs")),
+        "templates.flag",
+    ),
+    (
+        "outside",
+        _broken(lambda d: hook(d)["templates"].update(flag="../../x.hbs")),
+        "templates.flag",
+    ),
+    (
+        "policy",
+        _broken(
+            lambda d: hook(d).update(defaultPolicy=[{"effect": "allow", "resources": ["proj/"]}])
+        ),
+        "defaultPolicy",
+    ),
     ("name", _broken(lambda d: d.pop("name")), "name"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("case", "document", "field"), BROKEN, ids=[c[0] for c in BROKEN])
