@@ -7,12 +7,7 @@ test_tables_match_node renders the tables with them again and fails on any diffe
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import random
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +15,7 @@ from typing import Any
 import pytest
 
 from relay.integrations.handlebars import RenderError, TemplateError, compile_template
+from tests.relay.integrations.conftest import render_with_node
 
 
 @dataclass(frozen=True)
@@ -797,59 +793,6 @@ def test_a_template_renders_many_contexts() -> None:
 
 # ---------------------------------------------------------------- against the real libraries
 
-NODE_PACKAGES = ("handlebars@4.7.8", "mustache@4.2.0", "dateformat@4.6.3")
-RENDER_JS = Path(__file__).with_name("render.js")
-
-
-@pytest.fixture(scope="session")
-def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Handlebars.js, mustache.js and dateformat from npm, installed once per run.
-
-    The folder sits beside the xdist workers' temporary folders, so they share it; a file
-    lock lets one install while the others wait. No node or npm fails the test: CI has both.
-    """
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not on PATH: comparing with Handlebars.js needs it")
-    root = tmp_path_factory.getbasetemp().parent / "relay-node-templates"
-    root.mkdir(parents=True, exist_ok=True)
-    marker = root / "installed.txt"
-    with (root / "install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not marker.exists() or marker.read_text() != " ".join(NODE_PACKAGES):
-            _npm_install(root)
-            marker.write_text(" ".join(NODE_PACKAGES))
-    return root / "node_modules"
-
-
-def _npm_install(root: Path) -> None:
-    """`npm install` of the pinned packages into `root`."""
-    command = ["npm", "install", "--prefix", str(root), "--no-audit", "--no-fund"]
-    command += ["--no-save", "--no-package-lock", *NODE_PACKAGES]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"npm install failed ({done.returncode}):\n{done.stderr[-4000:]}")
-
-
-def _render_with_node(
-    node_modules: Path, cases: list[tuple[str, dict[str, Any], bool]]
-) -> list[dict[str, str]]:
-    """Each (template, context, mustache) rendered by Handlebars.js or mustache.js."""
-    items = [{"template": t, "context": c, "mustache": m} for t, c, m in cases]
-    env = {**os.environ, "NODE_PATH": str(node_modules), "TZ": "UTC"}
-    done = subprocess.run(
-        ["node", str(RENDER_JS)],
-        input=json.dumps(items),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    results: list[dict[str, str]] = json.loads(done.stdout)
-    return results
-
 
 def _render_with_relay(template: str, context: dict[str, Any], mustache: bool) -> dict[str, str]:
     """Relay's output, or its error, in the shape render.js answers."""
@@ -864,7 +807,7 @@ def test_tables_match_node(node_modules: Path) -> None:
     # given
     rows = [(c, False) for c in HANDLEBARS_CASES] + [(c, True) for c in MUSTACHE_CASES]
     # when
-    results = _render_with_node(node_modules, [(c.template, c.context, m) for c, m in rows])
+    results = render_with_node(node_modules, [(c.template, c.context, m) for c, m in rows])
     # then
     wrong = {
         case.id: (result, case.expected)
@@ -877,7 +820,7 @@ def test_tables_match_node(node_modules: Path) -> None:
 def test_extensions_fail_in_handlebars_js(node_modules: Path) -> None:
     """Handlebars.js throws on `(equal a b)`: the extension rows are relay's alone."""
     cases = [(c.template, c.context, False) for c in EXTENSION_CASES]
-    results = _render_with_node(node_modules, cases)
+    results = render_with_node(node_modules, cases)
     assert all("is not a function" in result.get("error", "") for result in results)
 
 
@@ -887,7 +830,7 @@ def test_random_templates_match_node(node_modules: Path) -> None:
     generator = random.Random(20261204)
     cases = [_random_case(generator, mustache=index % 3 == 0) for index in range(450)]
     # when
-    expected = _render_with_node(node_modules, cases)
+    expected = render_with_node(node_modules, cases)
     # then
     rendered = sum("output" in result for result in expected)
     assert rendered > len(cases) // 2  # most must render, or the comparison proves little
@@ -1073,7 +1016,7 @@ def test_handlebars_js_fails_where_relay_refuses(node_modules: Path) -> None:
     templates = ["{{foo bar}}", "{{a.b c}}", "{{if a}}", "{{equal a b}}", "{{lookup}}"]
     templates += ["{{#if a b}}x{{/if}}", "{{items.0}}", "{{#if a}}x", "{{#a}}{{/b}}"]
     # when
-    results = _render_with_node(node_modules, [(t, {"a": 1}, False) for t in templates])
+    results = render_with_node(node_modules, [(t, {"a": 1}, False) for t in templates])
     # then
     assert [("error" in result) for result in results] == [True] * len(templates)
 
