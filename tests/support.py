@@ -10,17 +10,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from relay.api.app import create_app
 from relay.api.server import server_config
 from relay.cli.embedded_redis import free_port
 from relay.settings import Settings
 from relay.store import events, subscriptions
-from relay.store.client import Redis
+from relay.store.client import Redis, connect
 from relay.store.subscriptions import SubscriptionRecord
 
 # nothing listens on the discard port: a delivery to it fails at once
@@ -180,3 +182,28 @@ def serve_in_thread(app: FastAPI, settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def e2e_settings(*, redis_url: str, data_dir: Path, admin_token: str, **overrides: Any) -> Settings:
+    """Settings of an end-to-end module: quick retries and leases, no jitter, receivers on
+    127.0.0.1 allowed."""
+    fields: dict[str, Any] = {
+        "retry_schedule": [0.2, 0.4, 0.8],
+        "retry_jitter": 0.0,
+        "delivery_lease": 3.0,
+        "delivery_timeout": 5.0,
+        "allow_private_destinations": True,
+        **overrides,
+    }
+    return Settings(redis_url=redis_url, admin_token=admin_token, data_dir=data_dir, **fields)
+
+
+@contextmanager
+def api_with_worker(settings: Settings, start_worker: Callable[..., Any]) -> Iterator[TestClient]:
+    """A real worker (with beat) and the API in-process, on `settings`; both stopped after."""
+    worker = start_worker(settings, beat=True)
+    try:
+        with TestClient(create_app(settings, redis=connect(settings.require_redis_url()))) as api:
+            yield api
+    finally:
+        worker.stop()

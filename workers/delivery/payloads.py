@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from policies import EventTarget
-from relay.clock import rfc3339_ms
+from relay.integrations.context import epoch_ms, subject_name, text_of
 from relay.integrations.handlebars import RenderError, Template, TemplateError, compile_template
 from relay.subscriptions.config import DEFAULT_CONTENT_TYPE
 from relay.subscriptions.headers import parse_custom_headers
@@ -110,14 +110,14 @@ def launchdarkly_entry(
 ) -> dict[str, Any]:
     """The event as a LaunchDarkly audit-log entry (`AuditLogEntryRep` field names)."""
     event_id = str(event.get("id", ""))
-    actor = _text(event.get("createdBy")) or "unknown"
-    name = _subject_name(event, target)
+    actor = text_of(event.get("createdBy")) or "unknown"
+    name = subject_name(event, target)
     where = f" in {target.environment}" if target.environment else ""
     entry: dict[str, Any] = {
         "_links": {"self": {"href": f"{base_url}/api/v2/auditlog/{event_id}", "type": _JSON}},
         "_id": event_id,
-        "_accountId": _text(event.get("source")) or "relay",
-        "date": _epoch_ms(event.get("createdAt")),
+        "_accountId": text_of(event.get("source")) or "relay",
+        "date": epoch_ms(event.get("createdAt")),
         "accesses": [
             {"action": action, "resource": target.resource} for action in target.ld_actions
         ],
@@ -240,14 +240,6 @@ def _json_text(document: Mapping[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
-def _subject_name(event: Mapping[str, Any], target: EventTarget) -> str:
-    feature = _text(event.get("featureName"))
-    if feature:
-        return feature
-    keys = [segment.key for segment in target.segments if segment.key]
-    return keys[-1] if keys else target.event_type or "unknown"
-
-
 def _description(actor: str, target: EventTarget, name: str) -> str:
     text = f"**{actor}** {target.title_verb} `{name}`"
     if target.environment:
@@ -265,25 +257,9 @@ def _member(event: Mapping[str, Any], actor: str) -> dict[str, str]:
     return member
 
 
-def _epoch_ms(created_at: object) -> int:
-    if isinstance(created_at, int | float) and not isinstance(created_at, bool):
-        return int(created_at)
-    if isinstance(created_at, str):
-        try:
-            # the parser ingest validated this createdAt with
-            return rfc3339_ms(created_at)
-        except ValueError:
-            return 0
-    return 0
-
-
 def _rfc3339(ms: int) -> str:
     moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 # Unleash's one-line summaries of the common feature and project events, in the form its

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 from relay.integrations.handlebars.errors import RenderError
 
@@ -33,3 +34,22 @@ class Run:
         self.size += len(text)
         if self.size > self.max_size:
             raise RenderError(f"the output passed its bound of {self.max_size} characters")
+
+
+State = TypeVar("State")
+
+
+def run_nodes(
+    nodes: tuple[Callable[[State, Run], None] | str, ...], state: State, run: Run
+) -> None:
+    """Runs compiled nodes over `state` (a Handlebars scope, a Mustache stack): text is
+    written, the rest called; one step each."""
+    run.tick(len(nodes))
+    out = run.out
+    for node in nodes:
+        if isinstance(node, str):  # the template's own text: its size is checked once, below
+            out.append(node)
+            run.size += len(node)
+        else:
+            node(state, run)
+    run.write("")

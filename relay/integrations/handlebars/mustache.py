@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from relay.integrations.handlebars.bounds import MAX_NESTING, Run
+from relay.integrations.handlebars.bounds import MAX_NESTING, Run, run_nodes
 from relay.integrations.handlebars.errors import RenderError, fail
 from relay.integrations.handlebars.values import (
     UNDEFINED,
@@ -209,19 +209,6 @@ def _mustache_dotted(names: list[str]) -> Callable[[_MStack], Any]:
     return lookup
 
 
-def run_mustache(nodes: tuple[_MNode | str, ...], stack: _MStack, run: Run) -> None:
-    """Runs a list of Mustache nodes, one step each."""
-    run.tick(len(nodes))
-    out = run.out
-    for node in nodes:
-        if isinstance(node, str):  # the template's own text: its size is checked once, below
-            out.append(node)
-            run.size += len(node)
-        else:
-            node(stack, run)
-    run.write("")
-
-
 def _mustache_section(
     lookup: Callable[[_MStack], Any], nodes: tuple[_MNode | str, ...], inverted: bool
 ) -> _MNode:
@@ -234,16 +221,16 @@ def _mustache_section(
         if isinstance(value, list):
             for item in value:
                 run.tick()
-                run_mustache(nodes, (item, stack), run)
+                run_nodes(nodes, (item, stack), run)
         elif value is True:
-            run_mustache(nodes, stack, run)
+            run_nodes(nodes, stack, run)
         else:
-            run_mustache(nodes, (value, stack), run)
+            run_nodes(nodes, (value, stack), run)
 
     def inverted_section(stack: _MStack, run: Run) -> None:
         value = lookup(stack)
         if not truthy(value) or (isinstance(value, list) and not value):
-            run_mustache(nodes, stack, run)
+            run_nodes(nodes, stack, run)
 
     return inverted_section if inverted else section
 

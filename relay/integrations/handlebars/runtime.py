@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from relay.integrations.handlebars.bounds import Run
+from relay.integrations.handlebars.bounds import Run, run_nodes
 from relay.integrations.handlebars.values import (
     NULL_CONTEXT,
     UNDEFINED,
@@ -35,19 +35,6 @@ class Scope:
 
 Get = Callable[[Scope, Run], Any]
 Node = Callable[[Scope, Run], None]
-
-
-def run_nodes(nodes: tuple[Node | str, ...], scope: Scope, run: Run) -> None:
-    """Runs a program's statements: text is written, the rest called; one step each."""
-    run.tick(len(nodes))
-    out = run.out
-    for node in nodes:
-        if isinstance(node, str):  # the template's own text: its size is checked once, below
-            out.append(node)
-            run.size += len(node)
-        else:
-            node(scope, run)
-    run.write("")
 
 
 def _same_context(context: Any, head: Any) -> bool:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from relay.integrations.handlebars.bounds import Run
+from relay.integrations.handlebars.bounds import Run, run_nodes
 from relay.integrations.handlebars.compiler import compile_handlebars
 from relay.integrations.handlebars.errors import RenderError, TemplateError
-from relay.integrations.handlebars.mustache import compile_mustache, mustache_tree, run_mustache
-from relay.integrations.handlebars.runtime import Scope, run_nodes
+from relay.integrations.handlebars.mustache import compile_mustache, mustache_tree
+from relay.integrations.handlebars.runtime import Scope
 
 
 class Template:
@@ -32,7 +32,7 @@ class Template:
         run = Run(max_bytes, max_steps)
         try:
             if self._mustache:
-                run_mustache(self._nodes, (root, None), run)
+                run_nodes(self._nodes, (root, None), run)
             else:
                 scope = Scope(root, (root, None), {"root": root}, None)
                 run_nodes(self._nodes, scope, run)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from launchdarkly_api import ApiClient, Configuration, IntegrationAuditLogSubscriptionsApi
@@ -17,16 +16,6 @@ from launchdarkly_api.models.subscription_post import SubscriptionPost
 from relay.store import subscription_status, tokens
 from relay.store.client import Redis
 from relay.store.tokens import Role
-
-
-@pytest.fixture
-def ld(
-    live_api: str, admin_headers: dict[str, str]
-) -> Iterator[IntegrationAuditLogSubscriptionsApi]:
-    """The official client, authenticated as admin, pointed at the live relay."""
-    configuration = Configuration(host=live_api, api_key={"ApiKey": admin_headers["Authorization"]})
-    with ApiClient(configuration) as api_client:
-        yield IntegrationAuditLogSubscriptionsApi(api_client)
 
 
 def _post(**overrides: object) -> SubscriptionPost:

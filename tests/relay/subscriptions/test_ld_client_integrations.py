@@ -4,11 +4,9 @@ and LaunchDarkly's own datadog config, over real HTTP; the API key never shown."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from launchdarkly_api import ApiClient, Configuration, IntegrationAuditLogSubscriptionsApi
+from launchdarkly_api import IntegrationAuditLogSubscriptionsApi
 from launchdarkly_api.models.integration import Integration
 from launchdarkly_api.models.patch_operation import PatchOperation
 from launchdarkly_api.models.subscription_post import SubscriptionPost
@@ -20,16 +18,6 @@ from tests import support
 API_KEY = "0123456789abcdef0123456789abcdef"  # a Datadog API key is 32 hex digits
 # the config LaunchDarkly's datadog integration takes, verbatim
 LD_CONFIG = {"apiKey": API_KEY, "hostURL": "https://api.datadoghq.com"}
-
-
-@pytest.fixture
-def ld(
-    live_api: str, admin_headers: dict[str, str]
-) -> Iterator[IntegrationAuditLogSubscriptionsApi]:
-    """The official client, authenticated as admin, pointed at the live relay."""
-    configuration = Configuration(host=live_api, api_key={"ApiKey": admin_headers["Authorization"]})
-    with ApiClient(configuration) as api_client:
-        yield IntegrationAuditLogSubscriptionsApi(api_client)
 
 
 def _create(ld: IntegrationAuditLogSubscriptionsApi, name: str, **config: Any) -> Integration:

@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from relay.api.app import create_app
 from relay.cli.embedded_redis import start_redis
 from relay.integrations.catalog import load_catalog
 from relay.settings import Settings
-from relay.store.client import connect
 from tests import support
 from tests.relay.integrations import service_checks
 from tests.relay.integrations.service_checks import Check
@@ -54,15 +52,10 @@ BUILTINS = sorted(_configs(""))
 def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A Redis of this module's own; quick retries; receivers on 127.0.0.1 allowed."""
     server = start_redis(tmp_path_factory.mktemp("builtin-redis"))
-    yield Settings(
+    yield support.e2e_settings(
         redis_url=server.url,
         admin_token=ADMIN["Authorization"],
         data_dir=tmp_path_factory.mktemp("builtin-data"),
-        retry_schedule=[0.2, 0.4, 0.8],
-        retry_jitter=0.0,
-        delivery_lease=3.0,
-        delivery_timeout=5.0,
-        allow_private_destinations=True,
         public_url="https://relay.example.com",  # messages link to the audit entry
     )
     server.stop()
@@ -70,11 +63,8 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
 
 @pytest.fixture(scope="module")
 def api(e2e_settings: Settings, start_module_worker: Callable[..., Any]) -> Iterator[TestClient]:
-    worker = start_module_worker(e2e_settings, beat=True)
-    client = connect(e2e_settings.require_redis_url())
-    with TestClient(create_app(e2e_settings, redis=client)) as test_client:
-        yield test_client
-    worker.stop()
+    with support.api_with_worker(e2e_settings, start_module_worker) as api:
+        yield api
 
 
 @pytest.fixture(scope="module")

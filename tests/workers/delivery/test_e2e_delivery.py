@@ -36,15 +36,10 @@ SUBS = "/api/v2/integrations/webhook"
 def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings on a Redis of this module's own: fast retries, short leases."""
     server = start_redis(tmp_path_factory.mktemp("e2e-redis"))
-    yield Settings(
+    yield support.e2e_settings(
         redis_url=server.url,
         admin_token=ADMIN["Authorization"],
         data_dir=tmp_path_factory.mktemp("e2e-data"),
-        retry_schedule=[0.2, 0.4, 0.8],
-        retry_jitter=0.0,
-        delivery_lease=3.0,
-        delivery_timeout=5.0,
-        allow_private_destinations=True,
     )
     server.stop()
 

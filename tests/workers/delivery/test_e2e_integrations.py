@@ -17,10 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 
-from relay.api.app import create_app
 from relay.cli.embedded_redis import start_redis
 from relay.settings import Settings
-from relay.store.client import connect
 from tests import support
 from tests.relay.integrations.test_manifests import manifest, write_integration
 
@@ -54,27 +52,19 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
         document,
         {"templates/flag.json.hbs": FLAG_TEMPLATE, "templates/check.hbs": CHECK_TEMPLATE},
     )
-    yield Settings(
+    yield support.e2e_settings(
         redis_url=server.url,
         admin_token=ADMIN["Authorization"],
         data_dir=tmp_path_factory.mktemp("integrations-data"),
         integrations_dir=root,
-        retry_schedule=[0.2, 0.4, 0.8],
-        retry_jitter=0.0,
-        delivery_lease=3.0,
-        delivery_timeout=5.0,
-        allow_private_destinations=True,
     )
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def api(e2e_settings: Settings, start_module_worker: Callable[..., Any]) -> Iterator[TestClient]:
-    worker = start_module_worker(e2e_settings, beat=True)
-    client = connect(e2e_settings.require_redis_url())
-    with TestClient(create_app(e2e_settings, redis=client)) as test_client:
-        yield test_client
-    worker.stop()
+    with support.api_with_worker(e2e_settings, start_module_worker) as api:
+        yield api
 
 
 def _subscribe(api: TestClient, base: str) -> str:
