@@ -81,6 +81,10 @@ DELIVERIES: Final = Counter(
     ["outcome", "kind"],
     registry=REGISTRY,
 )
+PAUSES: Final = Counter(
+    "relay_subscription_pauses",
+    "Subscriptions paused (or a pause extended) by a receiver's 429 or 503 with Retry-After",
+)
 ATTEMPTS: Final = Counter(
     "relay_delivery_attempts",
     "POSTs to receivers, by the answer's status class (2xx, 4xx, 5xx, or error: no answer)",

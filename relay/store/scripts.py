@@ -176,6 +176,7 @@ def advance_cursor(client: Redis, *, name: str, to: int) -> bool:
 
 _RECORD_SUCCESS: Final = _register("record_success")
 _RECORD_FAILURE: Final = _register("record_failure")
+_PAUSE: Final = _register("pause")
 _CREATE_SUBSCRIPTION: Final = _register("create_subscription")
 _SUBSCRIPTIONS_OF_KIND: Final = _register("subscriptions_of_kind")
 _DELETE_SUBSCRIPTION: Final = _register("delete_subscription")
@@ -187,6 +188,12 @@ def record_success(client: Redis, *, sub_id: str, at_ms: int) -> bool:
     """record_success.lua: False when the subscription is gone."""
     status = [keys.subscription(sub_id), keys.subscription_status(sub_id)]
     return bool(_RECORD_SUCCESS(client, status, [at_ms]))
+
+
+def pause(client: Redis, *, sub_id: str, until_ms: int, reason: str, at_ms: int) -> bool:
+    """pause.lua: True when the subscription's pause began or grew."""
+    status = [keys.subscription_status(sub_id), keys.subscription(sub_id)]
+    return bool(_PAUSE(client, status, [until_ms, reason, at_ms]))
 
 
 def record_failure(

@@ -19,6 +19,7 @@ from typing import Any
 
 from redis.client import Pipeline
 
+from relay.clock import now_ms
 from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
 
@@ -70,6 +71,12 @@ def record_failure(
     )
 
 
+def pause(client: Redis, *, sub_id: str, until_ms: int, reason: str, at_ms: int) -> bool:
+    """Hold back every delivery of the subscription until `until_ms` (its receiver's
+    Retry-After): they wait without an attempt. True when the pause began or grew."""
+    return scripts.pause(client, sub_id=sub_id, until_ms=until_ms, reason=reason, at_ms=at_ms)
+
+
 def failing_since(client: Redis, *, sub_id: str) -> int | None:
     """When the current run of failures began (ms), or None when the last attempt succeeded."""
     with translate_errors():
@@ -110,6 +117,10 @@ def status_from(fields: dict[str, str], errors: list[str]) -> dict[str, Any]:
             status[name] = int(fields[name])
     if "disabledReason" in fields:
         status["disabledReason"] = fields["disabledReason"]
+    paused_until = int(fields.get("pausedUntil") or 0)
+    if paused_until > now_ms():  # a pause that is over is not shown
+        status["pausedUntil"] = paused_until
+        status["pausedReason"] = fields.get("pausedReason", "")
     status["errors"] = [_without_nulls(json.loads(raw)) for raw in errors]
     return status
 

@@ -98,6 +98,9 @@ class IntegrationSubscriptionStatusRep(BaseModel):
     circuitState: Literal["open", "half-open"] | None = None
     circuitOpenedAt: int | None = None
     circuitRetryAt: int | None = None
+    # a pause its receiver asked for (429 or 503 with Retry-After): nothing is sent until then
+    pausedUntil: int | None = None
+    pausedReason: str | None = None
 
 
 class AccessReason(BaseModel):

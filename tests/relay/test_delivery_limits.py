@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from relay import clock
 from relay.store import deliveries, keys, subscription_status, subscriptions
 from relay.store.client import Redis
 from relay.store.deliveries import (
@@ -276,3 +277,69 @@ def test_a_probe_that_was_not_counted_waits_a_cool_down_before_the_next(
     status = subscription_status.get_status(redis_client, sub_id=sub_id)
     assert (status["circuitState"], status["circuitRetryAt"]) == ("open", NOW + 20_100)
     assert deliveries.wake(redis_client, now_ms=NOW + 11_000, limits=LIMITS, live={sub_id}) == []
+
+
+def test_a_paused_subscription_holds_every_delivery_back_until_the_pause_ends(
+    redis_client: Redis,
+) -> None:
+    """Paused for 3 s: nothing is claimed, freed slots and the pump hand nothing out, no
+    attempt is counted; once the pause is over the waiting deliveries go, oldest first."""
+    # given: one delivery in flight, then the receiver asks for 3 s
+    sub_id, other = subscribe(redis_client), subscribe(redis_client)
+    ids = pending(redis_client, sub_id, 1, 2, 3)
+    [other_id] = pending(redis_client, other, 1)
+    assert claim(redis_client, ids[:1]) == ids[:1]
+    reason = "receiver answered 429 with Retry-After 3 s"
+    assert subscription_status.pause(
+        redis_client, sub_id=sub_id, until_ms=NOW + 3_000, reason=reason, at_ms=NOW
+    )
+    # when: the others come due, the one in flight finishes, the pump runs
+    claimed = claim(redis_client, [*ids[1:], other_id], at=NOW + 1)
+    settled = settle(redis_client, sub_id, ids[:1], Reach.ANSWERED, at=NOW + 2)
+    woken = deliveries.wake(redis_client, now_ms=NOW + 2_999, limits=LIMITS, live={sub_id})
+    # then: only the other subscription's delivery went
+    assert claimed == [other_id] and settled.promoted == [] and woken == []
+    assert waiting(redis_client, sub_id) == ids[1:]
+    assert all(deliveries.get_delivery(redis_client, delivery_id=i).attempts == 0 for i in ids)  # type: ignore[union-attr]
+    # when: the pause is over
+    after = deliveries.wake(redis_client, now_ms=NOW + 3_000, limits=LIMITS, live={sub_id})
+    # then
+    assert after == ids[1:]
+    assert claim(redis_client, after, at=NOW + 3_001) == ids[1:]
+
+
+def test_a_pause_grows_but_never_shrinks_and_outlives_no_subscription(redis_client: Redis) -> None:
+    """A later Retry-After extends the pause, an earlier one leaves it; a deleted
+    subscription's status is not recreated by a late pause."""
+    sub_id = subscribe(redis_client)
+    assert subscription_status.pause(
+        redis_client, sub_id=sub_id, until_ms=NOW + 5_000, reason="a", at_ms=NOW
+    )
+    assert not subscription_status.pause(
+        redis_client, sub_id=sub_id, until_ms=NOW + 1_000, reason="b", at_ms=NOW
+    )
+    assert subscription_status.pause(
+        redis_client, sub_id=sub_id, until_ms=NOW + 9_000, reason="c", at_ms=NOW
+    )
+    fields = redis_client.hgetall(keys.subscription_status(sub_id))
+    assert fields["pausedUntil"] == str(NOW + 9_000) and fields["pausedReason"] == "c"
+    subscriptions.delete_subscription(redis_client, sub_id=sub_id)
+    assert not subscription_status.pause(
+        redis_client, sub_id=sub_id, until_ms=NOW + 10**7, reason="d", at_ms=NOW
+    )
+    assert redis_client.exists(keys.subscription_status(sub_id)) == 0
+
+
+def test_status_shows_a_pause_only_while_it_lasts(redis_client: Redis) -> None:
+    """`_status` has pausedUntil and pausedReason while the pause lasts, neither after."""
+    sub_id, ended = subscribe(redis_client), subscribe(redis_client)
+    now = clock.now_ms()
+    subscription_status.pause(
+        redis_client, sub_id=sub_id, until_ms=now + 60_000, reason="429", at_ms=now
+    )
+    subscription_status.pause(
+        redis_client, sub_id=ended, until_ms=now - 1, reason="429", at_ms=now - 9
+    )
+    status = subscription_status.get_status(redis_client, sub_id=sub_id)
+    assert status["pausedUntil"] == now + 60_000 and status["pausedReason"] == "429"
+    assert "pausedUntil" not in subscription_status.get_status(redis_client, sub_id=ended)

@@ -3,9 +3,12 @@
 A 410 Gone turns the subscription off at once, and so does a destination the guard refuses
 when connecting (the URL's name now resolves to a forbidden address, say): every later
 delivery would be refused too. One failing continuously for `settings.disable_after`
-(since its `failing_since`) is turned off too. Test deliveries and deliveries decided
-without an attempt (skipped, dead before sending) change nothing. Circuits opened or
-closed by the batch (relay/store/lua/finish.lua keeps them) are logged here.
+(since its `failing_since`) is turned off too. A 429 or 503 with Retry-After pauses the
+whole subscription until then: its other deliveries wait in the store without an attempt
+(relay/store/lua/_admit.lua), not only the one that got the answer. Test deliveries and
+deliveries decided without an attempt (skipped, dead before sending) change nothing.
+Circuits opened or closed by the batch (relay/store/lua/finish.lua keeps them) are logged
+here.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from relay.observability.metrics import PAUSES
 from relay.settings import Settings
 from relay.store import subscription_status, subscriptions
 from relay.store.client import Redis
 from relay.store.deliveries import DeliveryKind
 from workers.delivery.retry import Outcome
+from workers.http_client import SendResult
 
 if TYPE_CHECKING:
     from workers.delivery.attempt import Done
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GONE_REASON = "receiver answered 410 Gone"
+# a receiver that answers these with Retry-After asks the whole subscription to wait
+PAUSING_STATUSES = (429, 503)
 
 
 def apply(client: Redis, *, done: Sequence[Done], settings: Settings, now_ms: int) -> None:
@@ -34,6 +41,7 @@ def apply(client: Redis, *, done: Sequence[Done], settings: Settings, now_ms: in
     failed: set[str] = set()
     gone: set[str] = set()
     refused: dict[str, str] = {}
+    paused: dict[str, tuple[int, str]] = {}
     for item in done:
         if item.result is None or item.prepared.delivery.kind is DeliveryKind.TEST:
             continue
@@ -50,10 +58,15 @@ def apply(client: Redis, *, done: Sequence[Done], settings: Settings, now_ms: in
             status_code=item.result.status_code,
             response_body=item.result.response_body or (item.result.error or ""),
         )
+        pause = _asked_pause(item.result, at_ms=at_ms, settings=settings)
+        if pause is not None and pause[0] > paused.get(sub_id, (0, ""))[0]:
+            paused[sub_id] = pause
         if item.outcome is Outcome.GONE:
             gone.add(sub_id)
         elif item.result.refused:
             refused[sub_id] = item.result.error or "destination refused"
+    for sub_id, (until_ms, reason) in sorted(paused.items()):
+        _pause(client, sub_id=sub_id, until_ms=until_ms, reason=reason, now_ms=now_ms)
     # one success per subscription and batch is enough: it ends the run of failures
     for sub_id, at_ms in succeeded.items():
         subscription_status.record_success(client, sub_id=sub_id, at_ms=at_ms)
@@ -84,6 +97,29 @@ def _turn_off_refused(client: Redis, *, sub_id: str, reason: str) -> None:
         extra={"subscription_id": sub_id},
     )
     subscriptions.turn_off(client, sub_id=sub_id, reason=reason)
+
+
+def _asked_pause(result: SendResult, *, at_ms: int, settings: Settings) -> tuple[int, str] | None:
+    """The pause a 429 or 503 with Retry-After asks for (capped by RELAY_RETRY_AFTER_CAP)."""
+    if result.status_code not in PAUSING_STATUSES or result.retry_after is None:
+        return None
+    seconds = min(result.retry_after, settings.retry_after_cap)
+    reason = f"receiver answered {result.status_code} with Retry-After {seconds:g} s"
+    return at_ms + int(seconds * 1000), reason
+
+
+def _pause(client: Redis, *, sub_id: str, until_ms: int, reason: str, now_ms: int) -> None:
+    if subscription_status.pause(
+        client, sub_id=sub_id, until_ms=until_ms, reason=reason, at_ms=now_ms
+    ):
+        PAUSES.inc()
+        log.warning(
+            "subscription %s: %s; its deliveries wait %.1f s",
+            sub_id,
+            reason,
+            max(until_ms - now_ms, 0) / 1000,
+            extra={"subscription_id": sub_id},
+        )
 
 
 def circuits_changed(*, opened: Sequence[str], closed: Sequence[str], settings: Settings) -> None:

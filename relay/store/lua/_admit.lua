@@ -1,13 +1,15 @@
 -- Shared by claim.lua (prepended by relay/store/scripts.py), no script on its own.
 -- admit(): admission of one delivery of a subscription (cap > 0, not a test delivery):
--- while its circuit is open only one probe goes, once the cool-down is over; otherwise
+-- none while it is paused (its receiver asked, with Retry-After); while its circuit is
+-- open only one probe goes, once the cool-down is over; otherwise
 -- at most `cap` deliveries hold a slot (relay:sub:{id}:inflight, entries ending with
 -- their lease). A delivery already there holds the slot kept for it when it was handed
 -- a freed one.
 
 local function admit(id, inflight, status, now, lease_until, cap)
   local c = redis.call('HMGET', status, 'circuit', 'circuitRetryAt', 'circuitProbeUntil',
-    'circuitProbe')
+    'circuitProbe', 'pausedUntil')
+  if tonumber(c[5] or 0) > now then return false end
   if c[1] == 'open' then
     -- the probe the pump reserved goes; any other only once the cool-down is over and no
     -- probe is out

@@ -1,7 +1,8 @@
 -- Hands waiting deliveries back to relay:due (relay/store/deliveries.py); uses promote()
 -- of _promote.lua. Of a subscription turned off or deleted (`release` 1): up to
--- release_max waiting ones (its claims skip them); of one whose circuit is open: one
--- probe once the cool-down is over; of any other: as many as it has free slots.
+-- release_max waiting ones (its claims skip them); of a paused one: none until the pause
+-- ends; of one whose circuit is open: one probe once the cool-down is over; of any other:
+-- as many as it has free slots.
 --
 -- KEYS: 1 due, 2 circuits, 3 waiting index, then (inflight, waiting, status) per
 --       subscription
@@ -15,7 +16,8 @@ local out = {}
 for i = 0, (#KEYS - 3) / 3 - 1 do
   local inflight, waiting, status = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
   local sub, release = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
-  local c = redis.call('HMGET', status, 'circuit', 'circuitRetryAt', 'circuitProbeUntil')
+  local c = redis.call('HMGET', status, 'circuit', 'circuitRetryAt', 'circuitProbeUntil',
+    'pausedUntil')
   if c[1] ~= 'open' then redis.call('ZREM', KEYS[2], sub) end
   if release == '1' then
     for _, id in ipairs(redis.call('ZRANGE', waiting, 0, release_max - 1)) do
@@ -23,6 +25,8 @@ for i = 0, (#KEYS - 3) / 3 - 1 do
       redis.call('ZADD', KEYS[1], lease_until, id)
       out[#out + 1] = id
     end
+  elseif tonumber(c[4] or 0) > now then
+    -- paused: its deliveries wait (no attempt) until the receiver's Retry-After is over
   elseif c[1] == 'open' then
     if now >= tonumber(c[2] or 0) and tonumber(c[3] or 0) <= now then
       for _, id in ipairs(redis.call('ZRANGE', waiting, 0, 0)) do

@@ -255,3 +255,30 @@ def test_test_endpoint_answers_with_the_first_attempt(api: TestClient, receivers
     assert second.json()["state"] == "dead"
     assert second.json()["attempts"][0]["statusCode"] == 500
     assert json.loads(receiver.received[0].body)["type"] == "relay-test"
+
+
+def test_a_429_with_retry_after_keeps_the_whole_subscription_silent_until_then(
+    api: TestClient, receivers: Any
+) -> None:
+    """429 with Retry-After: 3: nothing reaches the receiver for 3 s, not even the other
+    events' deliveries, which wait without an attempt; `_status` shows the pause; then
+    everything is delivered."""
+    # given: the first request is answered 429, Retry-After 3
+    receiver = receivers()
+    receiver.reply(429, headers={"Retry-After": "3"}, body=b"slow down")
+    sub_id = create_subscription(api, receiver.url)
+    post_events(api, flag_event("paused-0"))
+    [refused] = receiver.wait_for(1)
+    # when: more events come while the subscription is paused
+    status = eventually(
+        lambda: api.get(f"{SUBS}/{sub_id}", headers=ADMIN).json()["_status"].get("pausedUntil")
+    )
+    post_events(api, *[flag_event(f"paused-{n}") for n in range(1, 6)])
+    # then: the receiver hears nothing more for 3 s, then gets all six
+    assert status >= refused.at * 1000 + 2_900
+    requests = receiver.wait_for(7, timeout=30)
+    assert min(r.at for r in requests[1:]) - refused.at >= 2.9
+    delivered = eventually(
+        lambda: len(found := deliveries_of(api, sub_id, state="delivered")) == 6 and found
+    )
+    assert sorted(d["attemptCount"] for d in delivered) == [1, 1, 1, 1, 1, 2]
