@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -74,6 +74,21 @@ class SubscriptionRecord:
     previous_secret_until: int | None = None
     # the config fields its integration's manifest marks isSecret (masked in every answer)
     secret_fields: tuple[str, ...] = ()
+    # how it is fed: `ordering` (none, flag, subscription), `maxPerSecond` (a number or
+    # None), `maxInFlight` (an int or None: RELAY_SUBSCRIPTION_MAX_IN_FLIGHT)
+    delivery: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def max_in_flight(self) -> int | None:
+        value = self.delivery.get("maxInFlight")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def max_per_second(self) -> float | None:
+        value = self.delivery.get("maxPerSecond")
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        return None
 
     @property
     def secret(self) -> str:
@@ -102,6 +117,7 @@ def create_subscription(
     max_count: int | None = None,
     max_entries: int | None = None,
     secret_fields: tuple[str, ...] = (),
+    delivery: dict[str, Any] | None = None,
 ) -> SubscriptionRecord:
     """Store a new subscription (its id is generated) and bump the version.
 
@@ -119,6 +135,7 @@ def create_subscription(
         tags=tags,
         created_at=now_ms(),
         secret_fields=secret_fields,
+        delivery=dict(delivery or {}),
     )
     entries = policy_entries(statements)
     # a sequence, not the clock, orders the list: two creates in one millisecond stay in order
@@ -345,6 +362,8 @@ def _encode(record: SubscriptionRecord) -> str:
     }
     if record.secret_fields:
         document["secretFields"] = list(record.secret_fields)
+    if record.delivery:
+        document["delivery"] = record.delivery
     return json.dumps(document, separators=(",", ":"))
 
 
@@ -362,4 +381,5 @@ def _decode(raw: str) -> SubscriptionRecord:
         previous_secret=document.get("previousSecret"),
         previous_secret_until=document.get("previousSecretUntil"),
         secret_fields=tuple(document.get("secretFields") or ()),
+        delivery=dict(document.get("delivery") or {}),
     )
