@@ -46,6 +46,7 @@ def subscription(
     fmt: str = "unleash",
     secret: str | None = None,
     headers: dict[str, str] | None = None,
+    delivery: dict[str, Any] | None = None,
 ) -> SubscriptionRecord:
     """Store a webhook subscription (by default unleash format, to a closed port)."""
     config: dict[str, Any] = {"url": url, "format": fmt, "headers": headers or {}}
@@ -59,6 +60,7 @@ def subscription(
         statements=statements or [],
         on=on,
         tags=[],
+        delivery=delivery,
     )
 
 

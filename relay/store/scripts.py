@@ -209,7 +209,15 @@ def record_failure(
 
 
 def create_subscription(
-    client: Redis, *, sub_id: str, document: str, max_count: int, entries: int, max_entries: int
+    client: Redis,
+    *,
+    sub_id: str,
+    document: str,
+    max_count: int,
+    entries: int,
+    max_entries: int,
+    max_in_flight: int | None = None,
+    max_per_second: float | None = None,
 ) -> list[int]:
     """create_subscription.lua: {1} stored, {0} too many, {-1} total not counted, {-2, total}."""
     script_keys = [
@@ -219,8 +227,10 @@ def create_subscription(
         keys.SUBS_SEQ,
         keys.SUBS_ENTRIES,
         keys.SUBS_ENTRIES_TOTAL,
+        keys.subscription_status(sub_id),
     ]
     args: list[Arg] = [document, sub_id, max_count, entries, max_entries]
+    args += [_or_empty(max_in_flight), _or_empty(max_per_second)]
     return [int(value) for value in _CREATE_SUBSCRIPTION(client, script_keys, args)]
 
 
@@ -439,3 +449,7 @@ def _slot_keys(sub_id: str) -> list[str]:
         keys.subscription_waiting(sub_id),
         keys.subscription_status(sub_id),
     ]
+
+
+def _or_empty(value: float | None) -> Arg:
+    return "" if value is None else value

@@ -154,6 +154,22 @@ def queue_circuit_closed(pipe: Pipeline, *, sub_id: str) -> None:
     pipe.zrem(keys.CIRCUITS, sub_id)
 
 
+def queue_limits(
+    pipe: Pipeline, *, sub_id: str, max_in_flight: int | None, max_per_second: float | None
+) -> None:
+    """Queue, in the caller's transaction, the subscription's own limits, where the claim,
+    hand-off and pump scripts read them (relay/store/lua/_admit.lua); None: the default
+    (RELAY_SUBSCRIPTION_MAX_IN_FLIGHT), no rate limit."""
+    key = keys.subscription_status(sub_id)
+    for field, value in (("maxInFlight", max_in_flight), ("maxPerSecond", max_per_second)):
+        if value is None:
+            pipe.hdel(key, field)
+        else:
+            pipe.hset(key, field, str(value))
+    if max_per_second is None:
+        pipe.hdel(key, "rateTokens", "rateAt")
+
+
 def queue_errors_cleared(pipe: Pipeline, *, sub_id: str) -> None:
     """Queue, in the caller's transaction, forgetting the last errors (the counters stay).
 

@@ -149,6 +149,8 @@ def create_subscription(
             max_count=max_count or 0,
             entries=entries,
             max_entries=max_entries or 0,
+            max_in_flight=record.max_in_flight,
+            max_per_second=record.max_per_second,
         )
         if answer[0] == 1:
             return record
@@ -332,6 +334,13 @@ def _queue_write(
         subscription_status.queue_circuit_closed(pipe, sub_id=updated.id)
     if updated.config != current.config:  # their text may quote a value no longer stored
         subscription_status.queue_errors_cleared(pipe, sub_id=updated.id)
+    if updated.delivery != current.delivery:
+        subscription_status.queue_limits(
+            pipe,
+            sub_id=updated.id,
+            max_in_flight=updated.max_in_flight,
+            max_per_second=updated.max_per_second,
+        )
     pipe.incr(keys.SUBS_VERSION)
 
 

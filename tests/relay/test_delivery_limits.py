@@ -343,3 +343,53 @@ def test_status_shows_a_pause_only_while_it_lasts(redis_client: Redis) -> None:
     status = subscription_status.get_status(redis_client, sub_id=sub_id)
     assert status["pausedUntil"] == now + 60_000 and status["pausedReason"] == "429"
     assert "pausedUntil" not in subscription_status.get_status(redis_client, sub_id=ended)
+
+
+def test_a_subscription_holds_at_most_its_own_max_in_flight(redis_client: Redis) -> None:
+    """maxInFlight 1 holds one where the default allows two; a PATCH to 3 takes effect at
+    the next hand-off, and back to the default when removed."""
+    # given
+    narrow = subscribe(redis_client, delivery={"maxInFlight": 1})
+    ids = pending(redis_client, narrow, 1, 2, 3, 4)
+    # when
+    claimed = claim(redis_client, ids)
+    # then
+    assert claimed == ids[:1] and waiting(redis_client, narrow) == ids[1:]
+    # when: raised to 3
+    subscriptions.update_subscription(
+        redis_client, sub_id=narrow, change=lambda r: replace(r, delivery={"maxInFlight": 3})
+    )
+    woken = deliveries.wake(redis_client, now_ms=NOW + 1, limits=LIMITS, live={narrow})
+    # then: two more slots (one is still held)
+    assert woken == ids[1:3]
+    # when: removed, the default (2) holds again
+    subscriptions.update_subscription(
+        redis_client, sub_id=narrow, change=lambda r: replace(r, delivery={})
+    )
+    assert deliveries.wake(redis_client, now_ms=NOW + 2, limits=LIMITS, live={narrow}) == []
+
+
+def test_a_subscription_sends_at_most_its_max_per_second(redis_client: Redis) -> None:
+    """maxPerSecond 2: two go at once (one second's worth), then one each half second;
+    a delivery refused for want of a token waits without an attempt and gives its slot back."""
+    # given
+    wide = replace(LIMITS, max_in_flight=10)
+    paced = subscribe(redis_client, delivery={"maxPerSecond": 2})
+    ids = pending(redis_client, paced, 1, 2, 3, 4, 5)
+
+    def take(at: int) -> list[str]:
+        due = deliveries.wake(redis_client, now_ms=at, limits=wide, live={paced})
+        found = deliveries.claim(redis_client, ids=due, now_ms=at, lease_ms=LEASE, limits=wide)
+        return [d.id for d in found]
+
+    # when / then
+    first = [
+        d.id
+        for d in deliveries.claim(redis_client, ids=ids, now_ms=NOW, lease_ms=LEASE, limits=wide)
+    ]
+    assert first == ids[:2] and waiting(redis_client, paced) == ids[2:]
+    assert take(NOW + 100) == []
+    assert redis_client.zcard(keys.subscription_inflight(paced)) == 2  # no slot kept
+    assert take(NOW + 500) == ids[2:3]
+    assert take(NOW + 1_000) == ids[3:4]
+    assert all(deliveries.get_delivery(redis_client, delivery_id=i).attempts == 0 for i in ids)  # type: ignore[union-attr]

@@ -1,9 +1,11 @@
 -- Stores a new subscription after its limit checks, in one atomic step: concurrent
 -- creates never pass a limit (relay/store/subscriptions.py).
 --
--- KEYS: 1 subscription, 2 index, 3 version, 4 sequence, 5 entries, 6 entries total
+-- KEYS: 1 subscription, 2 index, 3 version, 4 sequence, 5 entries, 6 entries total,
+--       7 status
 -- ARGV: 1 document, 2 id, 3 max subscriptions (0 = none), 4 its policy entries,
---       5 max total entries (0 = none)
+--       5 max total entries (0 = none), 6 its maxInFlight ('' = the default),
+--       7 its maxPerSecond ('' = none): the claims read them from its status
 -- Returns {1} stored, {0} too many subscriptions, {-1} the total is not counted yet,
 --   {-2, total} past the total budget
 
@@ -21,4 +23,6 @@ redis.call('ZADD', KEYS[2], sequence, ARGV[2])
 redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[5], ARGV[2], entries)
 redis.call('INCRBY', KEYS[6], entries)
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[7], 'maxInFlight', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[7], 'maxPerSecond', ARGV[7]) end
 return {1}

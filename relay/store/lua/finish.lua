@@ -1,6 +1,7 @@
 -- Records attempts and moves deliveries on; frees their slots, counts their reach for the
 -- circuits and hands freed slots to waiting deliveries (relay/store/deliveries.py); uses
--- promote() of _promote.lua (not for a paused subscription). The HDEL of a closing circuit names the fields of
+-- promote() of _promote.lua (not for a paused subscription, and up to its own maxInFlight).
+-- The HDEL of a closing circuit names the fields of
 -- relay/store/subscription_status.py CIRCUIT_FIELDS (a test keeps them the same).
 --
 -- KEYS: 1 due, 2 claims, 3 dead, 4 circuits, 5 waiting index, then (inflight, waiting,
@@ -99,9 +100,10 @@ end
 if slots > 0 then
   for s = 1, subs do
     local sub, k = ARGV[9 + s], 2 + 4 * s
-    local c = redis.call('HMGET', KEYS[k + 2], 'circuit', 'pausedUntil')
+    local c = redis.call('HMGET', KEYS[k + 2], 'circuit', 'pausedUntil', 'maxInFlight')
     if c[1] ~= 'open' and tonumber(c[2] or 0) <= now then
-      promote(sub, KEYS[k], KEYS[k + 1], now, lease_until, slots, KEYS[1], promoted)
+      local cap_s = tonumber(c[3]) or slots
+      promote(sub, KEYS[k], KEYS[k + 1], now, lease_until, cap_s, KEYS[1], promoted)
       if redis.call('EXISTS', KEYS[k + 1]) == 0 then redis.call('SREM', KEYS[5], sub) end
     end
   end

@@ -2,7 +2,7 @@
 -- of _promote.lua. Of a subscription turned off or deleted (`release` 1): up to
 -- release_max waiting ones (its claims skip them); of a paused one: none until the pause
 -- ends; of one whose circuit is open: one probe once the cool-down is over; of any other:
--- as many as it has free slots.
+-- as many as it has free slots (its own `maxInFlight`, else `cap`).
 --
 -- KEYS: 1 due, 2 circuits, 3 waiting index, then (inflight, waiting, status) per
 --       subscription
@@ -17,7 +17,7 @@ for i = 0, (#KEYS - 3) / 3 - 1 do
   local inflight, waiting, status = KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i]
   local sub, release = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
   local c = redis.call('HMGET', status, 'circuit', 'circuitRetryAt', 'circuitProbeUntil',
-    'pausedUntil')
+    'pausedUntil', 'maxInFlight')
   if c[1] ~= 'open' then redis.call('ZREM', KEYS[2], sub) end
   if release == '1' then
     for _, id in ipairs(redis.call('ZRANGE', waiting, 0, release_max - 1)) do
@@ -38,7 +38,7 @@ for i = 0, (#KEYS - 3) / 3 - 1 do
       end
     end
   else
-    promote(sub, inflight, waiting, now, lease_until, cap, KEYS[1], out)
+    promote(sub, inflight, waiting, now, lease_until, tonumber(c[5]) or cap, KEYS[1], out)
   end
   if redis.call('EXISTS', waiting) == 0 then redis.call('SREM', KEYS[3], sub) end
 end
