@@ -3,10 +3,12 @@
 A manifest is `<key>/manifest.json` with its templates beside it (the framework's layout).
 relay reads `formVariables` and `capabilities.auditLogEventsHook` (`endpoint`, `templates`,
 `defaultPolicy`); every other capability is ignored with a log line, and descriptive fields
-(`name`, `overview`, `description`, `links`, ...) are shown as given. Every template, the
-endpoint's URL and its header values are compiled when the manifest is read, so a manifest
-that loads is one relay can render; one that does not raises `ManifestError` naming the
-file and the field.
+(`name`, `overview`, `description`, `links`, ...) are shown as given. A relay extension,
+the top-level `deliveryDefaults`, gives the `delivery` fields a new subscription takes when
+its client leaves them out (e.g. the receiving service's documented rate limit). Every
+template, the endpoint's URL and its header values are compiled when the manifest is read,
+so a manifest that loads is one relay can render; one that does not raises `ManifestError`
+naming the file and the field.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ TEMPLATE_NAMES = ("flag", "project", "environment", "member", "default", "valida
 METHODS = ("POST", "PUT", "PATCH")
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _HOOK = "auditLogEventsHook"
+# the bounds of a subscription's delivery settings (docs/subscriptions.md, "Delivery")
+MAX_PER_SECOND = 1000
+MAX_IN_FLIGHT = 1000
+Ordering = Literal["none", "flag", "subscription"]
 
 
 class ManifestError(ValueError):
@@ -61,6 +67,37 @@ class FormVariable(BaseModel):
     isOptional: bool = False
     defaultValue: bool | str | None = None
     allowedValues: list[str] | None = None
+
+
+class DeliverySettings(BaseModel):
+    """How a subscription is fed; the keys set are `model_fields_set`, the rest take defaults.
+
+    A subscription's `delivery` and a manifest's `deliveryDefaults` share this shape, so a
+    default a manifest loads with is one a subscription may store.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    ordering: Ordering = Field(
+        default="none",
+        description="none: any order; flag: per flag (within a project); subscription: strict",
+    )
+    maxPerSecond: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_PER_SECOND,
+        description="requests a second to this subscription, across all workers; null: no limit",
+    )
+    maxInFlight: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_IN_FLIGHT,
+        description="requests in flight to this subscription at once; null: the relay's default",
+    )
+
+    def given(self) -> dict[str, Any]:
+        """Only the keys that were set, as the wire names them."""
+        return self.model_dump(include=self.model_fields_set)
 
 
 class _Header(BaseModel):
@@ -99,6 +136,7 @@ class _ManifestFile(BaseModel):
     categories: list[str] = Field(default_factory=list)
     formVariables: list[FormVariable] = Field(default_factory=list, max_length=50)
     capabilities: dict[str, Any]
+    deliveryDefaults: DeliverySettings = Field(default_factory=DeliverySettings)
 
 
 @dataclass(frozen=True)
@@ -134,6 +172,8 @@ class Manifest:
     default_policy: list[dict[str, Any]]
     builtin: bool = False
     secret_keys: frozenset[str] = field(default=frozenset())
+    # `deliveryDefaults`: only the keys the manifest sets (wire names)
+    delivery_defaults: dict[str, Any] = field(default_factory=dict)
 
     def template_for(self, kind: str) -> Template | None:
         """The template for events of `kind`, else `default`; None when neither exists."""
@@ -186,6 +226,7 @@ def load_manifest(folder: Path, *, builtin: bool = False) -> Manifest:
         default_policy=_default_policy(path, hook.defaultPolicy),
         builtin=builtin,
         secret_keys=frozenset(v.key for v in parsed.formVariables if v.isSecret),
+        delivery_defaults=parsed.deliveryDefaults.given(),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,7 +16,10 @@ from relay.settings import Settings
 from relay.subscriptions.config import validate_config
 from relay.subscriptions.integration_config import validate_form
 from relay.subscriptions.limits import policy_problems, size_problem
-from relay.subscriptions.models import SubscriptionFields, SubscriptionPost
+from relay.subscriptions.models import Delivery, SubscriptionFields, SubscriptionPost
+
+# what a delivery field means when it is not stored: today's unordered, unlimited sending
+_DELIVERY_DEFAULTS = Delivery().model_dump()
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class ValidSubscription:
     on: bool
     tags: list[str]
     secret_generated: bool
+    # `delivery` as stored: only the fields set to something other than their default
+    delivery: dict[str, Any] = field(default_factory=dict)
 
 
 def fields_of(document: Mapping[str, Any]) -> SubscriptionFields:
@@ -49,7 +54,8 @@ def validate_subscription(
     """Check limits, statements, config and destination together; 400 listing every problem.
 
     `manifest` is the integration's (None: relay's own `webhook`); without statements a
-    new subscription to it takes the manifest's `defaultPolicy`."""
+    new subscription to it takes the manifest's `defaultPolicy`, and a delivery field its
+    client leaves out takes the manifest's `deliveryDefaults`."""
     problems = policy_problems(fields, settings)
     if problems:  # a policy past its limits is not parsed at all
         raise invalid(problems)
@@ -72,6 +78,7 @@ def validate_subscription(
         problems.extend(exc.errors)
     if destination:
         _check_destination(destination, settings, problems)
+    delivery = _delivery(fields.delivery, manifest, creating=stored_config is None)
     if not problems:
         document = {
             "name": fields.name,
@@ -79,6 +86,7 @@ def validate_subscription(
             "statements": statements,
             "on": fields.on,
             "tags": fields.tags,
+            **({"delivery": delivery} if delivery else {}),
         }
         too_large = size_problem(document, settings)
         problems += [too_large] if too_large is not None else []
@@ -91,12 +99,24 @@ def validate_subscription(
         on=fields.on,
         tags=fields.tags,
         secret_generated=generated,
+        delivery=delivery,
     )
 
 
 def invalid(problems: list[FieldProblem]) -> InvalidRequestError:
     message = "; ".join(f"{p.attribute}: {p.reason}" for p in problems[:5]) or "invalid request"
     return InvalidRequestError(message, problems)
+
+
+def _delivery(
+    given: Delivery | None, manifest: Manifest | None, *, creating: bool
+) -> dict[str, Any]:
+    """The delivery fields to store: at create the manifest's defaults under the client's
+    fields; then only those that differ from the defaults (an explicit null clears a limit)."""
+    fields = given.given() if given is not None else {}
+    if creating and manifest is not None:
+        fields = {**manifest.delivery_defaults, **fields}
+    return {name: value for name, value in fields.items() if value != _DELIVERY_DEFAULTS.get(name)}
 
 
 def _statements(fields: SubscriptionPost, problems: list[FieldProblem]) -> list[dict[str, Any]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from relay.integrations.manifest import DeliverySettings
 
 MAX_NAME_LENGTH = 256
 MAX_TAGS = 100
@@ -32,6 +34,27 @@ class Statement(BaseModel):
     notActions: list[str] | None = None
 
 
+class Delivery(DeliverySettings):
+    """How a subscription is fed (docs/subscriptions.md, "Delivery"); unknown fields are refused."""
+
+
+def _every_delivery_field(delivery: Delivery) -> dict[str, Any]:
+    # a plain dict, so that the routes' exclude_none keeps the null limits: answers show
+    # all three fields
+    return delivery.model_dump()
+
+
+# in answers: every field, nulls included, documented as the Delivery object
+DeliveryShown = Annotated[
+    Delivery,
+    PlainSerializer(_every_delivery_field, return_type=dict[str, Any]),
+    WithJsonSchema(
+        {**Delivery.model_json_schema(), "required": list(Delivery.model_fields)},
+        mode="serialization",
+    ),
+]
+
+
 class SubscriptionPost(BaseModel):
     """The body of a create; unknown fields are refused."""
 
@@ -48,6 +71,10 @@ class SubscriptionPost(BaseModel):
     statements: list[StatementPost] | None = None
     on: bool = Field(default=True, description="whether the subscription sends events")
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    delivery: Delivery | None = Field(
+        default=None,
+        description="how it is fed; a field left out takes the integration's deliveryDefaults",
+    )
 
 
 class SubscriptionFields(SubscriptionPost):
@@ -56,6 +83,7 @@ class SubscriptionFields(SubscriptionPost):
     statements: list[StatementPost] | None
     on: bool
     tags: list[Tag] = Field(max_length=MAX_TAGS)
+    delivery: Delivery
 
 
 class PatchOperation(BaseModel):
@@ -137,6 +165,7 @@ class Integration(BaseModel):
     statements: list[Statement]
     on: bool
     tags: list[str]
+    delivery: DeliveryShown
     status: IntegrationSubscriptionStatusRep = Field(alias="_status")
     access: Access = Field(alias="_access")
 

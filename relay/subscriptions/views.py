@@ -13,6 +13,7 @@ from relay.subscriptions.models import (
     Access,
     AccessAction,
     AccessReason,
+    Delivery,
     Integration,
     IntegrationSubscriptionStatusRep,
     Link,
@@ -77,6 +78,7 @@ def integration_of(
         statements=[Statement.model_validate(s) for s in record.statements],
         on=record.on,
         tags=record.tags,
+        delivery=shown_delivery(record),
         status=IntegrationSubscriptionStatusRep.model_validate(
             _shown_status(status, record, with_text=trusted)
         ),
@@ -135,7 +137,21 @@ def editable_document(record: SubscriptionRecord) -> dict[str, Any]:
         "statements": [dict(s) for s in record.statements],
         "on": record.on,
         "tags": list(record.tags),
+        # every field, defaults included, so that `replace /delivery/ordering` has a target
+        "delivery": shown_delivery(record).model_dump(),
     }
+
+
+def shown_delivery(record: SubscriptionRecord) -> Delivery:
+    """The stored delivery settings over the defaults; a stored value no longer valid
+    (written by hand, or under other bounds) shows as its default rather than failing."""
+    shown = Delivery()
+    for name, value in record.delivery.items():
+        try:
+            shown = Delivery.model_validate({**shown.given(), name: value})
+        except ValueError:
+            continue
+    return shown
 
 
 def access_for(caller: TokenInfo, *, resource: str) -> Access:

@@ -35,6 +35,9 @@ class IntegrationManifest(BaseModel):
     categories: list[str] = []
     formVariables: list[dict[str, Any]]
     capabilities: dict[str, Any]
+    # relay's extension: the delivery fields a new subscription takes when its client leaves
+    # them out (docs/integrations.md, "Writing your own")
+    deliveryDefaults: dict[str, Any] = {}
 
 
 class IntegrationManifests(BaseModel):
@@ -90,6 +93,7 @@ def _shown(manifest: Manifest) -> IntegrationManifest:
                 "defaultPolicy": manifest.default_policy,
             }
         },
+        deliveryDefaults=manifest.delivery_defaults,
     )
 
 

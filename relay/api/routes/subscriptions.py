@@ -99,6 +99,7 @@ def create_subscription(
             max_count=settings.max_subscriptions,
             max_entries=settings.max_total_policy_entries,
             secret_fields=_secret_fields(manifest),
+            delivery=valid.delivery,
         )
     except TooManySubscriptionsError as exc:
         reason = f"{exc.limit} subscriptions exist, the most RELAY_MAX_SUBSCRIPTIONS allows"
@@ -256,6 +257,7 @@ def _updated(record: SubscriptionRecord, valid: ValidSubscription) -> Subscripti
         statements=valid.statements,
         on=valid.on,
         tags=valid.tags,
+        delivery=valid.delivery,
     )
 
 
