@@ -54,6 +54,9 @@ class NewDelivery:
     kind: DeliveryKind
     sub_id: str
     event_id: int | None
+    # in an ordered subscription: the key (a flag, a project, the subscription) whose
+    # deliveries go one at a time, in event order; '' when unordered
+    order_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,9 @@ def _create_chunk(
     return scripts.create_deliveries(
         client,
         deliveries=[
-            scripts.NewDeliveryArgs(item.id, item.kind.value, item.sub_id, item.event_id)
+            scripts.NewDeliveryArgs(
+                item.id, item.kind.value, item.sub_id, item.event_id, item.order_key
+            )
             for item in chunk
         ],
         now_ms=now_ms,

@@ -134,6 +134,16 @@ def subscription_waiting(sub_id: str) -> str:
     return f"{PREFIX}sub:{sub_id}:waiting"
 
 
+def subscription_order(sub_id: str, order_key: str) -> str:
+    """The deliveries of one ordering key of an ordered subscription, by event id."""
+    return f"{PREFIX}sub:{sub_id}:order:{order_key}"
+
+
+def subscription_orders(sub_id: str) -> str:
+    """The ordering keys of a subscription that have deliveries (their order keys' names)."""
+    return f"{PREFIX}sub:{sub_id}:orders"
+
+
 def delivery(delivery_id: str) -> str:
     return f"{PREFIX}delivery:{delivery_id}"
 

@@ -31,6 +31,7 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
+from relay.clock import now_ms
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
 
@@ -256,8 +257,10 @@ def delete_subscription(client: Redis, *, sub_id: str) -> bool:
         keys.SUBS_VERSION,
         keys.SUBS_ENTRIES,
         keys.SUBS_ENTRIES_TOTAL,
+        keys.subscription_orders(sub_id),
+        keys.DUE,
     ]
-    return bool(_DELETE_SUBSCRIPTION(client, script_keys, [sub_id]))
+    return bool(_DELETE_SUBSCRIPTION(client, script_keys, [sub_id, now_ms()]))
 
 
 def count_entries(client: Redis, *, sub_ids: Sequence[str]) -> None:
@@ -307,6 +310,7 @@ class NewDeliveryArgs(NamedTuple):
     kind: str
     sub_id: str
     event_id: int | None
+    order_key: str = ""  # its subscription's ordering key; '' when unordered
 
 
 class FinishArgs(NamedTuple):
@@ -343,7 +347,10 @@ def create_deliveries(
     for item in deliveries:
         script_keys += [keys.delivery(item.id), keys.subscription_deliveries(item.sub_id)]
         event = "" if item.event_id is None else str(item.event_id)
-        args += [item.id, item.kind, item.sub_id, event]
+        ordered = bool(item.order_key) and item.event_id is not None
+        order = keys.subscription_order(item.sub_id, item.order_key) if ordered else ""
+        orders = keys.subscription_orders(item.sub_id) if ordered else ""
+        args += [item.id, item.kind, item.sub_id, event, order, orders]
     ids: list[str] = _CREATE_DELIVERIES(client, script_keys, args)
     return ids
 

@@ -77,6 +77,48 @@ def pause(client: Redis, *, sub_id: str, until_ms: int, reason: str, at_ms: int)
     return scripts.pause(client, sub_id=sub_id, until_ms=until_ms, reason=reason, at_ms=at_ms)
 
 
+# ordering keys read for `_status`, and shown (those holding the most back first)
+HELD_KEYS_READ = 200
+HELD_KEYS_SHOWN = 20
+
+
+def held_back(client: Redis, *, sub_id: str) -> list[dict[str, Any]]:
+    """The ordering keys of the subscription that hold deliveries back, and by what: their
+    head delivery (its state, attempts, next attempt, reason) and how many wait behind it."""
+    orders_key = keys.subscription_orders(sub_id)
+    prefix = keys.subscription_order(sub_id, "")
+    with translate_errors():
+        orders: list[str] = client.srandmember(orders_key, HELD_KEYS_READ)  # type: ignore[assignment]
+        pipe = client.pipeline(transaction=False)
+        for order in orders:
+            pipe.zcard(order)
+            pipe.zrange(order, 0, 0)
+        counted = pipe.execute()
+        held = [
+            (order.removeprefix(prefix), int(counted[2 * n]) - 1, counted[2 * n + 1][0])
+            for n, order in enumerate(orders)
+            if int(counted[2 * n]) > 1 and counted[2 * n + 1]
+        ]
+        held.sort(key=lambda item: -item[1])
+        held = held[:HELD_KEYS_SHOWN]
+        pipe = client.pipeline(transaction=False)
+        for _, _, head in held:
+            pipe.hmget(keys.delivery(head), ["state", "attempts", "next", "reason"])
+        heads = pipe.execute()
+    return [
+        {
+            "key": key,
+            "waiting": waiting,
+            "head": head,
+            "headState": fields[0],
+            "headAttempts": int(fields[1] or 0),
+            "headNextAttemptAt": int(fields[2]) if fields[0] == "failed" and fields[2] else None,
+            "headReason": fields[3] or None,
+        }
+        for (key, waiting, head), fields in zip(held, heads, strict=True)
+    ]
+
+
 def failing_since(client: Redis, *, sub_id: str) -> int | None:
     """When the current run of failures began (ms), or None when the last attempt succeeded."""
     with translate_errors():
@@ -85,13 +127,18 @@ def failing_since(client: Redis, *, sub_id: str) -> int | None:
 
 
 def get_status(client: Redis, *, sub_id: str) -> dict[str, Any]:
-    """The `_status` representation: counters, last times, last errors, why it was turned off."""
+    """The `_status` representation: counters, last times, last errors, why it was turned off,
+    and the ordering keys holding deliveries back (`heldBack`, when any)."""
     with translate_errors():
         pipe = client.pipeline(transaction=True)
         pipe.hgetall(keys.subscription_status(sub_id))
         pipe.lrange(keys.subscription_errors(sub_id), 0, MAX_ERRORS - 1)
         fields, errors = pipe.execute()
-    return status_from(fields, errors)
+    status = status_from(fields, errors)
+    held = held_back(client, sub_id=sub_id)
+    if held:
+        status["heldBack"] = held
+    return status
 
 
 def get_statuses(client: Redis, *, sub_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -58,6 +58,11 @@ class TooManyPolicyEntriesError(RelayError):
         self.adding = adding
 
 
+# a subscription's `delivery.ordering`: none, one key per flag (within its project), one key
+ORDER_NONE, ORDER_FLAG, ORDER_SUBSCRIPTION = "none", "flag", "subscription"
+ORDERINGS = (ORDER_NONE, ORDER_FLAG, ORDER_SUBSCRIPTION)
+
+
 @dataclass(frozen=True)
 class SubscriptionRecord:
     """One stored subscription; `config` holds url, secret, format and headers."""
@@ -77,6 +82,11 @@ class SubscriptionRecord:
     # how it is fed: `ordering` (none, flag, subscription), `maxPerSecond` (a number or
     # None), `maxInFlight` (an int or None: RELAY_SUBSCRIPTION_MAX_IN_FLIGHT)
     delivery: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ordering(self) -> str:
+        value = self.delivery.get("ordering")
+        return value if isinstance(value, str) else ORDER_NONE
 
     @property
     def max_in_flight(self) -> int | None:

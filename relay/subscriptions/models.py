@@ -111,6 +111,18 @@ class IntegrationStatusRep(BaseModel):
     timestamp: int
 
 
+class HeldKeyRep(BaseModel):
+    """An ordering key that holds deliveries back, and the delivery it waits for."""
+
+    key: str
+    waiting: int
+    head: str
+    headState: str | None = None
+    headAttempts: int = 0
+    headNextAttemptAt: int | None = None
+    headReason: str | None = None
+
+
 class IntegrationSubscriptionStatusRep(BaseModel):
     """`_status`: delivery health; `disabledReason` when the relay turned it off."""
 
@@ -129,6 +141,8 @@ class IntegrationSubscriptionStatusRep(BaseModel):
     # a pause its receiver asked for (429 or 503 with Retry-After): nothing is sent until then
     pausedUntil: int | None = None
     pausedReason: str | None = None
+    # an ordered subscription's keys that hold deliveries back (in one subscription's GET)
+    heldBack: list[HeldKeyRep] | None = None
 
 
 class AccessReason(BaseModel):

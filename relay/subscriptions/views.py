@@ -110,6 +110,10 @@ def _shown_status(
     status: dict[str, Any], record: SubscriptionRecord, *, with_text: bool
 ) -> dict[str, Any]:
     """`status` with receiver text masked (`with_text`) or left out (readers)."""
+    held = status.get("heldBack")
+    if held:  # a held key's head may be failing with the receiver's words in its reason
+        redact = redactor_for(record)
+        status = {**status, "heldBack": [_shown_held(key, redact, with_text) for key in held]}
     errors: list[dict[str, Any]] = status.get("errors", [])
     reason = status.get("disabledReason")
     if not with_text:
@@ -122,6 +126,13 @@ def _shown_status(
     if isinstance(reason, str):  # the relay's own words, but it may quote what it refused
         status = {**status, "disabledReason": redact(reason)}
     return {**status, "errors": errors}
+
+
+def _shown_held(held: dict[str, Any], redact: Redactor, with_text: bool) -> dict[str, Any]:
+    reason = held.get("headReason")
+    if not isinstance(reason, str):
+        return held
+    return {**held, "headReason": redact(reason) if with_text else None}
 
 
 def _redacted_error(error: dict[str, Any], redact: Redactor) -> dict[str, Any]:

@@ -8,7 +8,7 @@ redelivered): delivery ids are deterministic, so the second run creates nothing 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from policies import map_event
@@ -16,6 +16,7 @@ from relay.settings import Settings
 from relay.store import deliveries, events
 from relay.store.client import Redis
 from relay.store.deliveries import DeliveryKind, NewDelivery
+from relay.store.subscriptions import ORDER_FLAG, ORDER_NONE, ORDER_SUBSCRIPTION
 from workers.delivery import telemetry
 from workers.delivery.subscription_cache import Snapshot, SubscriptionCache
 
@@ -45,15 +46,32 @@ def plan(
         if event is None:
             continue  # trimmed by retention before it was fanned out: nothing to send
         for sub_id in sorted(snapshot.index.match(map_event(event))):
+            record = snapshot.records.get(sub_id)
             planned.append(
                 NewDelivery(
                     id=deliveries.event_delivery_id(event_id=event_id, sub_id=sub_id),
                     kind=DeliveryKind.EVENT,
                     sub_id=sub_id,
                     event_id=event_id,
+                    order_key=order_key(event, record.ordering if record else ORDER_NONE),
                 )
             )
     return planned
+
+
+def order_key(event: Mapping[str, object], ordering: str) -> str:
+    """The key whose deliveries go one at a time under `ordering`: the flag within its
+    project (`flag`; a project's events without a flag share the project's key), the whole
+    subscription (`subscription`), none (`none`)."""
+    if ordering == ORDER_SUBSCRIPTION:
+        return "subscription"
+    if ordering != ORDER_FLAG:
+        return ""
+    project = event.get("project") if isinstance(event.get("project"), str) else ""
+    flag = event.get("featureName")
+    if isinstance(flag, str) and flag:
+        return f"flag:{project}/{flag}"
+    return f"project:{project}"
 
 
 def fan_out(

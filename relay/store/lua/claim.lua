@@ -9,6 +9,24 @@
 --       none) per id
 -- Returns {flat [id, HGETALL, id, HGETALL, ...] of the deliveries claimed, ids left alone
 --   because their record names another subscription}
+--
+-- An ordered delivery (its record names its ordering key's list, create_deliveries.lua)
+-- goes only as the list's head: behind an unfinished one it leaves the due set and waits
+-- in the list until finishing the head lets it go (finish.lua). A head whose record is
+-- gone or finished is dropped from the list, so it never holds the key.
+
+local function held(id, key, order)
+  if not order or order == '' or not redis.call('ZSCORE', order, id) then return false end
+  local prefix = string.sub(key, 1, #key - #id)
+  for _ = 1, 100 do
+    local head = redis.call('ZRANGE', order, 0, 0)[1]
+    if head == id then return false end
+    local state = redis.call('HGET', prefix .. head, 'state')
+    if state == 'pending' or state == 'failed' then return true end
+    redis.call('ZREM', order, head)
+  end
+  return true
+end
 
 local now, lease_until, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local subs = tonumber(ARGV[4])
@@ -18,7 +36,7 @@ for i = 0, (#KEYS - 3 - 3 * subs) - 1 do
   local id, s = ARGV[5 + subs + 2 * i], tonumber(ARGV[6 + subs + 2 * i])
   local sub = s > 0 and ARGV[4 + s] or ''
   local inflight, waiting, status = KEYS[1 + 3 * s], KEYS[2 + 3 * s], KEYS[3 + 3 * s]
-  local f = redis.call('HMGET', key, 'state', 'next', 'kind', 'sub')
+  local f = redis.call('HMGET', key, 'state', 'next', 'kind', 'sub', 'order')
   local state = f[1]
   if state ~= 'pending' and state ~= 'failed' then
     -- missing or terminal: a duplicate task or a stale queue entry; nothing to do
@@ -27,6 +45,8 @@ for i = 0, (#KEYS - 3 - 3 * subs) - 1 do
     if s > 0 then redis.call('ZREM', waiting, id) end
   elseif cap > 0 and f[3] ~= 'test' and (f[4] or '') ~= sub then
     unknown[#unknown + 1] = id
+  elseif held(id, key, f[5]) then
+    redis.call('ZREM', KEYS[1], id)
   elseif tonumber(f[2] or 0) <= now then
     local held = redis.call('ZSCORE', KEYS[2], id)
     if not held or tonumber(held) <= now then

@@ -12,7 +12,8 @@
 --       '', subscription's position from 1 or 0, reach) per item; reach: ok (the receiver
 --       answered), down (timeout, connection failed), '' (not counted)
 -- Returns {ids whose state changed (a delivery already terminal keeps its state), ids
---   handed a freed slot (to attempt now), subscriptions whose circuit opened, ... closed}
+--   handed a freed slot or next of an ordering key (to attempt now), subscriptions whose
+--   circuit opened, ... closed}
 
 local now, cap, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local slots, lease_until = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -71,6 +72,17 @@ for i = 0, (#KEYS - first + 1) / 2 - 1 do
         redis.call('ZREM', KEYS[1], id)
         if state == 'delivered' then redis.call('HSET', dkey, 'delivered', now) end
         if state == 'dead' or state == 'gone' then redis.call('ZADD', KEYS[3], now, id) end
+        -- ordered: the next of its key goes now (claim.lua held it back)
+        local o = redis.call('HMGET', dkey, 'order', 'orders')
+        if o[1] and o[1] ~= '' and redis.call('ZREM', o[1], id) == 1 then
+          local head = redis.call('ZRANGE', o[1], 0, 0)[1]
+          if head then
+            redis.call('ZADD', KEYS[1], now, head)
+            promoted[#promoted + 1] = head
+          else
+            redis.call('SREM', o[2], o[1])
+          end
+        end
         if ttl > 0 then
           redis.call('EXPIRE', dkey, ttl)
           redis.call('EXPIRE', akey, ttl)
