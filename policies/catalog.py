@@ -319,3 +319,20 @@ UNLEASH_EVENT_TYPES: Mapping[str, EventType] = MappingProxyType(
         for name, resource, actions, verb in _ROWS
     }
 )
+
+# relay's own events about its subscriptions and deliveries (docs/delivery.md, "Operational
+# events"): the subject is the subscription, `integration/<integration key>/<id>`, and the
+# action is the event's type, so `{"resources": ["integration/*"], "actions":
+# ["delivery-dead"]}` selects them
+RELAY_SUBSCRIPTION = "integration/{data.subscription}"
+RELAY_SOURCE = "relay"  # their `source`; no producer may use it (relay/store/sources.py)
+_RELAY_ROWS = (
+    ("subscription-disabled", "turned off the subscription"),
+    ("subscription-failing", "saw deliveries fail for the subscription"),
+    ("subscription-recovered", "saw deliveries succeed again for the subscription"),
+    ("subscription-paused", "paused the subscription at its receiver's request"),
+    ("delivery-dead", "gave up a delivery of the subscription"),
+)
+RELAY_EVENT_TYPES: Mapping[str, EventType] = MappingProxyType(
+    {name: EventType(name, RELAY_SUBSCRIPTION, (name,), verb) for name, verb in _RELAY_ROWS}
+)

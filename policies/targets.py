@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from policies.catalog import FLAG, PROJ, UNLEASH_EVENT_TYPES, EventType
+from policies.catalog import (
+    FLAG,
+    PROJ,
+    RELAY_EVENT_TYPES,
+    RELAY_SOURCE,
+    UNLEASH_EVENT_TYPES,
+    EventType,
+)
 from policies.resources import Segment, Tag, format_resource, tag_names, tags_from_event
 
 __all__ = ["EventTarget", "map_event", "resolve_resource"]
@@ -48,7 +55,7 @@ def map_event(event: Mapping[str, Any]) -> EventTarget:
     """Map an Unleash event (any field may be missing or None) to its target."""
     raw_type = event.get("type")
     name = raw_type if isinstance(raw_type, str) else ""
-    row = UNLEASH_EVENT_TYPES.get(name) or _fallback(event, name)
+    row = UNLEASH_EVENT_TYPES.get(name) or _relay_type(event, name) or _fallback(event, name)
     tags = tags_from_event(event.get("tags"))
     segments = resolve_resource(row.resource, event, tags)
     return EventTarget(
@@ -76,6 +83,11 @@ def resolve_resource(
         Segment(kind, _key(event, paths, literal), names if index == last else frozenset())
         for index, (kind, paths, literal) in enumerate(parts)
     )
+
+
+def _relay_type(event: Mapping[str, Any], name: str) -> EventType | None:
+    """relay's own event types, only from relay itself (a producer's look-alike is unknown)."""
+    return RELAY_EVENT_TYPES.get(name) if event.get("source") == RELAY_SOURCE else None
 
 
 def _fallback(event: Mapping[str, Any], name: str) -> EventType:

@@ -43,3 +43,9 @@ def rfc3339_ms(text: str) -> int:
 def now_rfc3339() -> str:
     """The current time as Unleash writes it: `2022-05-31T13:32:20.560Z`."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def rfc3339_of(ms: int) -> str:
+    """Epoch milliseconds as Unleash writes a time: `2022-05-31T13:32:20.560Z`."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

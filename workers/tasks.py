@@ -84,6 +84,10 @@ def _batch(runtime: WorkerRuntime, ids: list[str]) -> Batch:
         for start in range(0, len(promoted), tasks.DELIVER_BATCH):
             sender.spawn(_batch(runtime, promoted[start : start + tasks.DELIVER_BATCH]))
 
+    def announce(event_ids: list[int]) -> None:
+        # relay's own events (workers/delivery/operational.py): fanned out like any other
+        app.send_task(tasks.FANOUT, args=[event_ids])
+
     def attempts(send: SendAll) -> Coroutine[Any, Any, object]:
         return batch.deliver_batch(
             client,
@@ -93,6 +97,7 @@ def _batch(runtime: WorkerRuntime, ids: list[str]) -> Batch:
             catalog=runtime.catalog,
             send=send,
             handoff=handoff,
+            announce=announce,
         )
 
     return attempts

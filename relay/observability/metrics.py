@@ -36,10 +36,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from policies import UNLEASH_EVENT_TYPES
+from relay.clock import now_ms
 from relay.errors import StoreError
-from relay.store import heartbeats, queues
+from relay.store import heartbeats, queues, subscription_status
 from relay.store.client import Redis
 from relay.store.events import Recorded
+from relay.store.subscription_status import Flow
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +83,15 @@ DELIVERIES: Final = Counter(
     ["outcome", "kind"],
     registry=REGISTRY,
 )
+OPERATIONAL_EVENTS: Final = Counter(
+    "relay_operational_events",
+    "relay's own events about subscriptions and deliveries it recorded, by type",
+    ["type"],
+)
 PAUSES: Final = Counter(
     "relay_subscription_pauses",
     "Subscriptions paused (or a pause extended) by a receiver's 429 or 503 with Retry-After",
+    registry=REGISTRY,  # without it, a single process's scrape would not show it
 )
 ATTEMPTS: Final = Counter(
     "relay_delivery_attempts",
@@ -236,7 +244,8 @@ class _Local(Collector):
 
 
 class RedisCollector(Collector):
-    """Gauges read from Redis at scrape time: queue depths, dead letters, workers alive."""
+    """Gauges read from Redis at scrape time: queue depths, dead letters, workers alive,
+    and per subscription its open circuit, pause, throttling and held-back deliveries."""
 
     def __init__(self, client: Redis, *, worker_ttl: float) -> None:
         self.client = client
@@ -247,6 +256,7 @@ class RedisCollector(Collector):
             depths = queues.queue_depths(self.client)
             workers = heartbeats.workers_seen(self.client, within_seconds=self.worker_ttl)
             circuits = queues.open_circuits(self.client)
+            flows = subscription_status.flows_of_all(self.client, now_ms=now_ms())
         except StoreError as exc:
             log.warning("metrics: cannot read Redis: %s", exc)
             yield _gauge("relay_redis_up", "1 when Redis answered this scrape", 0)
@@ -281,6 +291,39 @@ class RedisCollector(Collector):
         for sub_id in circuits:
             open_circuit.add_metric([sub_id], 1)
         yield open_circuit
+        yield from _flow_gauges(flows)
+
+
+def _flow_gauges(flows: Mapping[str, Flow]) -> Iterator[GaugeMetricFamily]:
+    """Per subscription, each only where it is not 0 (as relay_circuit_open): the output
+    grows with the subscriptions held back, not with all of them."""
+    paused = _per_subscription(
+        "relay_subscription_paused",
+        "1 for each subscription paused by its receiver's 429 or 503 with Retry-After: its"
+        " deliveries wait, no attempt counted",
+    )
+    throttled = _per_subscription(
+        "relay_subscription_throttled",
+        "1 for each subscription at its maxPerSecond: its token bucket had no token left at"
+        " its last claim, within the last 2 s",
+    )
+    held = _per_subscription(
+        "relay_held_back_deliveries",
+        "Deliveries of an ordered subscription waiting behind the head of their ordering key"
+        " (200 keys read per subscription at most: past that, a lower bound)",
+    )
+    for sub_id, flow in flows.items():
+        if flow.paused_until is not None:
+            paused.add_metric([sub_id], 1)
+        if flow.throttled:
+            throttled.add_metric([sub_id], 1)
+        if flow.held_deliveries:
+            held.add_metric([sub_id], flow.held_deliveries)
+    yield from (paused, throttled, held)
+
+
+def _per_subscription(name: str, text: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, text, labels=["subscription"])
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:

@@ -185,28 +185,28 @@ _COUNT_ENTRIES: Final = _register("count_entries")
 _SUM_ENTRIES: Final = _register("sum_entries")
 
 
-def record_success(client: Redis, *, sub_id: str, at_ms: int) -> bool:
-    """record_success.lua: False when the subscription is gone."""
+def record_success(client: Redis, *, sub_id: str, at_ms: int) -> int:
+    """record_success.lua: 2 counted and a run of failures ended, 1 counted, 0 gone."""
     status = [keys.subscription(sub_id), keys.subscription_status(sub_id)]
-    return bool(_RECORD_SUCCESS(client, status, [at_ms]))
+    return int(_RECORD_SUCCESS(client, status, [at_ms]))
 
 
-def pause(client: Redis, *, sub_id: str, until_ms: int, reason: str, at_ms: int) -> bool:
-    """pause.lua: True when the subscription's pause began or grew."""
+def pause(client: Redis, *, sub_id: str, until_ms: int, reason: str, at_ms: int) -> int:
+    """pause.lua: 2 a pause began, 1 the current one grew, 0 neither."""
     status = [keys.subscription_status(sub_id), keys.subscription(sub_id)]
-    return bool(_PAUSE(client, status, [until_ms, reason, at_ms]))
+    return int(_PAUSE(client, status, [until_ms, reason, at_ms]))
 
 
 def record_failure(
     client: Redis, *, sub_id: str, at_ms: int, entry_json: str, errors_kept: int
-) -> bool:
-    """record_failure.lua: False when the subscription is gone."""
+) -> int:
+    """record_failure.lua: 2 counted and a run of failures began, 1 counted, 0 gone."""
     status = [
         keys.subscription(sub_id),
         keys.subscription_status(sub_id),
         keys.subscription_errors(sub_id),
     ]
-    return bool(_RECORD_FAILURE(client, status, [at_ms, entry_json, errors_kept]))
+    return int(_RECORD_FAILURE(client, status, [at_ms, entry_json, errors_kept]))
 
 
 def create_subscription(

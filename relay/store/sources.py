@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
+from policies.catalog import RELAY_SOURCE
 from relay.destinations import (
     GUARD_HINT,
     DestinationError,
@@ -55,7 +56,13 @@ class PullStatus:
 
 
 def check_source_name(name: str, *, attribute: str = "source") -> None:
-    """InvalidRequestError unless `name` is 1-100 letters, digits, `.`, `_` or `-`."""
+    """InvalidRequestError unless `name` is 1-100 letters, digits, `.`, `_` or `-`, and not
+    `relay`: the source of relay's own events, which no producer may pass as."""
+    if name.lower() == RELAY_SOURCE:
+        raise InvalidRequestError(
+            "the source name relay is reserved for relay's own events",
+            [FieldProblem(attribute, "relay is reserved for relay's own events")],
+        )
     if not SOURCE_NAME.match(name):
         raise InvalidRequestError(
             f"invalid source name {name!r}",

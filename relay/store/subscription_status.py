@@ -15,6 +15,8 @@ attempts in a row) and, while the circuit is open, `circuit`, `circuitOpenedAt`,
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.client import Pipeline
@@ -50,30 +52,34 @@ CIRCUIT_FIELDS = (
 )
 
 
-def record_success(client: Redis, *, sub_id: str, at_ms: int) -> None:
-    """Count a delivered attempt; ends the subscription's current run of failures."""
+def record_success(client: Redis, *, sub_id: str, at_ms: int) -> bool:
+    """Count a delivered attempt; ends the subscription's current run of failures. True
+    when there was one (the subscription recovered)."""
     # a script, so that a status never outlives its subscription: a worker finishing an
     # attempt after the subscription was deleted must not recreate the status keys
-    scripts.record_success(client, sub_id=sub_id, at_ms=at_ms)
+    return scripts.record_success(client, sub_id=sub_id, at_ms=at_ms) == 2
 
 
 def record_failure(
     client: Redis, *, sub_id: str, at_ms: int, status_code: int | None, response_body: str
-) -> None:
-    """Count a failed attempt and keep it among the last 10 errors (newest first)."""
+) -> bool:
+    """Count a failed attempt and keep it among the last 10 errors (newest first). True
+    when it began a run of failures."""
     entry = {
         "statusCode": status_code,
         "responseBody": response_body[:MAX_RESPONSE_BODY],
         "timestamp": at_ms,
     }
-    scripts.record_failure(
+    began = scripts.record_failure(
         client, sub_id=sub_id, at_ms=at_ms, entry_json=json.dumps(entry), errors_kept=MAX_ERRORS
     )
+    return began == 2
 
 
-def pause(client: Redis, *, sub_id: str, until_ms: int, reason: str, at_ms: int) -> bool:
+def pause(client: Redis, *, sub_id: str, until_ms: int, reason: str, at_ms: int) -> int:
     """Hold back every delivery of the subscription until `until_ms` (its receiver's
-    Retry-After): they wait without an attempt. True when the pause began or grew."""
+    Retry-After): they wait without an attempt. 2 when a pause began, 1 when the current
+    one grew, 0 when it already lasts longer (or the subscription is gone)."""
     return scripts.pause(client, sub_id=sub_id, until_ms=until_ms, reason=reason, at_ms=at_ms)
 
 
@@ -117,6 +123,94 @@ def held_back(client: Redis, *, sub_id: str) -> list[dict[str, Any]]:
         }
         for (key, waiting, head), fields in zip(held, heads, strict=True)
     ]
+
+
+# ordering keys read per subscription by `flows`: a scrape or `relay status` does bounded
+# work however many keys a subscription has (past this, the held figures are a lower bound)
+FLOW_KEYS_READ = 200
+# a bucket left empty longer ago than this says nothing about now: no claim wanted a token
+THROTTLED_WITHIN_MS = 2_000
+_FLOW_FIELDS = (
+    "pausedUntil",
+    "pausedReason",
+    "maxInFlight",
+    "maxPerSecond",
+    "rateTokens",
+    "rateAt",
+)
+_PIPELINE_CHUNK = 1_000  # commands per round trip when counting ordering keys
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What paces a subscription's deliveries now: a pause, its own limits, the slots in
+    flight, its token bucket, and the ordering keys holding deliveries back."""
+
+    paused_until: int | None = None  # ms; only while the pause lasts
+    paused_reason: str | None = None
+    max_in_flight: int | None = None  # its own cap (None: RELAY_SUBSCRIPTION_MAX_IN_FLIGHT)
+    max_per_second: float | None = None
+    in_flight: int = 0  # send slots held (claimed, or kept for a waiting delivery)
+    throttled: bool = False  # its last claim, within THROTTLED_WITHIN_MS, left < 1 token
+    held_keys: int = 0  # ordering keys with deliveries behind their head
+    held_deliveries: int = 0  # the deliveries behind those heads
+
+
+def flows(client: Redis, *, sub_ids: Sequence[str], now_ms: int) -> dict[str, Flow]:
+    """Each subscription's `Flow`, reading at most FLOW_KEYS_READ ordering keys of each."""
+    with translate_errors():
+        pipe = client.pipeline(transaction=False)
+        for sub_id in sub_ids:
+            pipe.hmget(keys.subscription_status(sub_id), _FLOW_FIELDS)
+            pipe.zcount(keys.subscription_inflight(sub_id), f"({now_ms}", "+inf")
+            pipe.srandmember(keys.subscription_orders(sub_id), FLOW_KEYS_READ)
+        read = pipe.execute() if sub_ids else []
+        orders: list[list[str]] = [read[3 * n + 2] for n in range(len(sub_ids))]
+        sizes = iter(_order_sizes(client, [key for keys_ in orders for key in keys_]))
+    return {
+        sub_id: _flow(read[3 * n], int(read[3 * n + 1]), _held(sizes, len(orders[n])), now_ms)
+        for n, sub_id in enumerate(sub_ids)
+    }
+
+
+def flows_of_all(client: Redis, *, now_ms: int) -> dict[str, Flow]:
+    """`flows` of every subscription (for the metrics, which have no records at hand)."""
+    with translate_errors():
+        sub_ids: list[str] = client.zrange(keys.SUBS, 0, -1)  # type: ignore[assignment]
+    return flows(client, sub_ids=sub_ids, now_ms=now_ms)
+
+
+def _order_sizes(client: Redis, order_keys: list[str]) -> list[int]:
+    sizes: list[int] = []
+    for start in range(0, len(order_keys), _PIPELINE_CHUNK):
+        pipe = client.pipeline(transaction=False)
+        for key in order_keys[start : start + _PIPELINE_CHUNK]:
+            pipe.zcard(key)
+        sizes.extend(int(size) for size in pipe.execute())
+    return sizes
+
+
+def _held(sizes: Iterator[int], count: int) -> tuple[int, int]:
+    """(keys holding deliveries back, deliveries behind their heads) of the next `count`."""
+    behind = [size - 1 for size in (next(sizes) for _ in range(count)) if size > 1]
+    return len(behind), sum(behind)
+
+
+def _flow(fields: list[str | None], in_flight: int, held: tuple[int, int], now: int) -> Flow:
+    paused_until, reason, cap, rate, tokens, rate_at = fields
+    pause = int(paused_until or 0)
+    per_second = float(rate) if rate else None
+    recent = rate_at is not None and now - int(float(rate_at)) <= THROTTLED_WITHIN_MS
+    return Flow(
+        paused_until=pause if pause > now else None,
+        paused_reason=(reason or "") if pause > now else None,
+        max_in_flight=int(cap) if cap else None,
+        max_per_second=per_second,
+        in_flight=in_flight,
+        throttled=per_second is not None and recent and float(tokens or 1) < 1,
+        held_keys=held[0],
+        held_deliveries=held[1],
+    )
 
 
 def failing_since(client: Redis, *, sub_id: str) -> int | None:

@@ -309,20 +309,26 @@ def test_a_paused_subscription_holds_every_delivery_back_until_the_pause_ends(
 
 
 def test_a_pause_grows_but_never_shrinks_and_outlives_no_subscription(redis_client: Redis) -> None:
-    """A later Retry-After extends the pause, an earlier one leaves it; a deleted
-    subscription's status is not recreated by a late pause."""
+    """A later Retry-After extends the pause (1: grew), an earlier one leaves it (0); a
+    pause after one ended begins again (2); a deleted subscription's status is not
+    recreated by a late pause."""
     sub_id = subscribe(redis_client)
-    assert subscription_status.pause(
+    began = subscription_status.pause(
         redis_client, sub_id=sub_id, until_ms=NOW + 5_000, reason="a", at_ms=NOW
     )
-    assert not subscription_status.pause(
+    shorter = subscription_status.pause(
         redis_client, sub_id=sub_id, until_ms=NOW + 1_000, reason="b", at_ms=NOW
     )
-    assert subscription_status.pause(
+    longer = subscription_status.pause(
         redis_client, sub_id=sub_id, until_ms=NOW + 9_000, reason="c", at_ms=NOW
     )
+    assert (began, shorter, longer) == (2, 0, 1)
     fields = redis_client.hgetall(keys.subscription_status(sub_id))
     assert fields["pausedUntil"] == str(NOW + 9_000) and fields["pausedReason"] == "c"
+    again = subscription_status.pause(
+        redis_client, sub_id=sub_id, until_ms=NOW + 20_000, reason="e", at_ms=NOW + 10_000
+    )
+    assert again == 2
     subscriptions.delete_subscription(redis_client, sub_id=sub_id)
     assert not subscription_status.pause(
         redis_client, sub_id=sub_id, until_ms=NOW + 10**7, reason="d", at_ms=NOW

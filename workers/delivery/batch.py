@@ -30,7 +30,7 @@ from relay.store.deliveries import (
     Reach,
 )
 from relay.store.subscriptions import SubscriptionRecord
-from workers.delivery import payloads, signing, subscription_health, telemetry
+from workers.delivery import operational, payloads, signing, subscription_health, telemetry
 from workers.delivery.attempt import Done, Prepared
 from workers.delivery.retry import Outcome, classify, next_delay, reach
 from workers.delivery.sender import OutboundRequest, SendAll
@@ -44,6 +44,8 @@ Clock = Callable[[], int]
 
 
 Handoff = Callable[[list[str]], object]
+# asks for the fan-out of relay's own events the batch recorded (without: the sweep does)
+Announce = Callable[[list[int]], object]
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -67,6 +69,7 @@ async def deliver_batch(
     send: SendAll,
     clock: Clock = now_ms,
     handoff: Handoff | None = None,
+    announce: Announce | None = None,
 ) -> list[Done]:
     """Attempt the given deliveries that are due and unclaimed; what happened to each.
 
@@ -106,11 +109,37 @@ async def deliver_batch(
     if settled.promoted and handoff is not None:
         handoff(settled.promoted)
     telemetry.attempted(done, changed=settled.changed, events=stored, now_ms=clock())
-    subscription_health.apply(client, done=done, settings=settings, now_ms=clock())
+    notices = subscription_health.apply(client, done=done, settings=settings, now_ms=clock())
+    notices += _dead_notices(done, changed=settled.changed, stored=stored)
+    recorded = operational.record(client, notices, now_ms=clock())
+    if recorded and announce is not None:
+        announce(recorded)
     subscription_health.circuits_changed(
         opened=settled.opened, closed=settled.closed, settings=settings
     )
     return done
+
+
+def _dead_notices(
+    done: Sequence[Done], *, changed: Sequence[str], stored: Mapping[int, dict[str, Any]]
+) -> list[operational.Notice]:
+    """A `delivery-dead` notice per delivery this batch made dead, but not for test sends,
+    nor for deliveries of relay's own events (their dead letters would feed on each other)."""
+    now_dead = set(changed)
+    notices = []
+    for item in done:
+        delivery, record = item.prepared.delivery, item.prepared.record
+        if item.finish.state is not DeliveryState.DEAD or delivery.id not in now_dead:
+            continue
+        if record is None or delivery.kind is DeliveryKind.TEST:
+            continue
+        event = stored.get(delivery.event_id) if delivery.event_id is not None else None
+        if operational.is_operational(event):
+            continue
+        details = {"deliveryId": delivery.id, "eventId": delivery.event_id}
+        details["reason"] = item.finish.reason
+        notices.append(operational.Notice(operational.DELIVERY_DEAD, record, details))
+    return notices
 
 
 def _load_events(client: Redis, claimed: Sequence[Delivery]) -> dict[int, dict[str, Any]]:

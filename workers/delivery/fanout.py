@@ -17,7 +17,7 @@ from relay.store import deliveries, events
 from relay.store.client import Redis
 from relay.store.deliveries import DeliveryKind, NewDelivery
 from relay.store.subscriptions import ORDER_FLAG, ORDER_NONE, ORDER_SUBSCRIPTION
-from workers.delivery import telemetry
+from workers.delivery import operational, telemetry
 from workers.delivery.subscription_cache import Snapshot, SubscriptionCache
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,10 @@ def plan(
     for event_id, event in recorded:
         if event is None:
             continue  # trimmed by retention before it was fanned out: nothing to send
+        about = operational.subject_of(event)  # never told to the subscription it is about
         for sub_id in sorted(snapshot.index.match(map_event(event))):
+            if sub_id == about:
+                continue
             record = snapshot.records.get(sub_id)
             planned.append(
                 NewDelivery(

@@ -14,11 +14,11 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from policies import EventTarget
+from relay.clock import rfc3339_of
 from relay.integrations.context import epoch_ms, subject_name, text_of
 from relay.integrations.handlebars import RenderError, Template, TemplateError, compile_template
 from relay.subscriptions.config import DEFAULT_CONTENT_TYPE
@@ -141,7 +141,7 @@ def test_event(*, now_ms: int) -> dict[str, Any]:
         "id": 0,
         "type": TEST_EVENT_TYPE,
         "createdBy": "relay",
-        "createdAt": _rfc3339(now_ms),
+        "createdAt": rfc3339_of(now_ms),
         "createdByUserId": None,
         "data": {
             "test": True,
@@ -255,11 +255,6 @@ def _member(event: Mapping[str, Any], actor: str) -> dict[str, str]:
     if isinstance(user_id, int) and not isinstance(user_id, bool):
         member["_id"] = str(user_id)
     return member
-
-
-def _rfc3339(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # Unleash's one-line summaries of the common feature and project events, in the form its

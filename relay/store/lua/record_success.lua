@@ -4,11 +4,11 @@
 --
 -- KEYS: 1 subscription, 2 status
 -- ARGV: 1 at ms
--- Returns 1 when counted, 0 when the subscription is gone
+-- Returns 2 when counted and it ended a run of failures, 1 when counted, 0 when the
+-- subscription is gone
 
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[2], 'successCount', 1)
 local last = tonumber(redis.call('HGET', KEYS[2], 'lastSuccess')) or 0
 if tonumber(ARGV[1]) > last then redis.call('HSET', KEYS[2], 'lastSuccess', ARGV[1]) end
-redis.call('HDEL', KEYS[2], 'failingSince')
-return 1
+return 1 + redis.call('HDEL', KEYS[2], 'failingSince')
