@@ -1,9 +1,10 @@
 """`relay status`: the relay's health at a glance, read straight from Redis.
 
 Queue depths, the workers seen lately, and each subscription's delivery health (on or
-off and why, its circuit, success and error counts, the last error, deliveries waiting,
-dead letters). `gather` reads it, `as_json` is the machine form (`--json`), `render` the
-terminal one (rich).
+off and why, its circuit, a pause, success and error counts, the last error, deliveries
+waiting, dead letters) and flow (requests in flight against its limits, throttling,
+ordering keys holding deliveries back). `gather` reads it, `as_json` is the machine form
+(`--json`), `render` the terminal one (rich).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from relay.clock import now_ms
 from relay.store import heartbeats, queues, subscription_status, subscriptions
 from relay.store.client import Redis
 from relay.store.queues import QueueDepths
+from relay.store.subscription_status import Flow
 
 WORKERS_WINDOW_S: Final = 86_400.0  # workers gone longer than this are forgotten
 _ERROR_TEXT: Final = 80  # characters of a receiver's answer shown in the table
@@ -50,6 +52,14 @@ class SubscriptionHealth:
     circuit: str | None = None  # "open" or "half-open" (a probe in flight); None: closed
     circuit_retry_at: int | None = None  # ms: when the next probe may go
     waiting: int = 0  # deliveries waiting for a send slot or for the circuit
+    paused_until: int | None = None  # ms: its receiver's Retry-After, while it lasts
+    paused_reason: str | None = None
+    in_flight: int = 0  # send slots held
+    max_in_flight: int | None = None  # its own cap, when set
+    max_per_second: float | None = None
+    throttled: bool = False  # its token bucket was empty at its last claim (2 s at most ago)
+    held_keys: int = 0  # ordering keys holding deliveries back (of 200 read at most)
+    held_deliveries: int = 0  # deliveries waiting behind those keys' heads
 
 
 @dataclass(frozen=True)
@@ -74,12 +84,19 @@ def gather(client: Redis, *, worker_ttl: float) -> Status:
     statuses = subscription_status.get_statuses(client, sub_ids=[r.id for r in records])
     dead = queues.dead_by_subscription(client)
     waiting = queues.waiting_by_subscription(client, sub_ids=[r.id for r in records])
-    health = [_health(r, statuses[r.id], dead.pop(r.id, 0), waiting[r.id]) for r in records]
+    flows = subscription_status.flows(client, sub_ids=[r.id for r in records], now_ms=now)
+    health = [
+        _health(r, statuses[r.id], dead.pop(r.id, 0), waiting[r.id], flows[r.id]) for r in records
+    ]
     return Status(now, depths, workers, health, dead_unattributed=sum(dead.values()))
 
 
 def _health(
-    record: subscriptions.SubscriptionRecord, status: dict[str, Any], dead: int, waiting: int
+    record: subscriptions.SubscriptionRecord,
+    status: dict[str, Any],
+    dead: int,
+    waiting: int,
+    flow: Flow,
 ) -> SubscriptionHealth:
     errors: list[dict[str, Any]] = status.get("errors", [])
     return SubscriptionHealth(
@@ -98,6 +115,14 @@ def _health(
         circuit=status.get("circuitState"),
         circuit_retry_at=status.get("circuitRetryAt"),
         waiting=waiting,
+        paused_until=flow.paused_until,
+        paused_reason=flow.paused_reason,
+        in_flight=flow.in_flight,
+        max_in_flight=flow.max_in_flight,
+        max_per_second=flow.max_per_second,
+        throttled=flow.throttled,
+        held_keys=flow.held_keys,
+        held_deliveries=flow.held_deliveries,
     )
 
 
@@ -145,7 +170,7 @@ def _queues_table(status: Status) -> Panel:
         ("due", q.due, "deliveries still to deliver (pending, retrying, in flight)"),
         ("ready", q.ready, "of those, due now: a growing number means workers lag"),
         ("claims", q.claims, "deliveries a worker is attempting"),
-        ("waiting", q.waiting, "deliveries held back: subscription at its cap or circuit open"),
+        ("waiting", q.waiting, "deliveries held back: at the cap or rate, paused, circuit open"),
         ("dead", q.dead, "dead letters (per subscription below)"),
     ]
     for name, value, text in rows:
@@ -168,20 +193,25 @@ def _workers_table(status: Status) -> Panel:
 def _subs_table(status: Status) -> Table:
     table = Table(title="subscriptions", title_justify="left", expand=True)
     table.add_column("id", no_wrap=True)  # copied into `relay replay --subscription`
-    for header in ("name", "state", "ok", "errors", "dead", "last error"):
+    # the state's words get the most room, the counts what their digits need
+    table.add_column("name", overflow="fold", min_width=8)
+    table.add_column("state", overflow="fold", ratio=3)
+    for header in ("ok", "errors", "dead"):
         table.add_column(header, overflow="fold")
+    table.add_column("last error", overflow="fold", ratio=2)
     for sub in status.subscriptions:
         table.add_row(
             sub.id,
             sub.name,
-            _state(sub, status.at),
+            _state(sub, status.at).append_text(_flow(sub)),
             str(sub.success_count),
             Text(str(sub.error_count), "yellow" if sub.error_count else ""),
             Text(str(sub.dead), "red" if sub.dead else ""),
             _last_error(sub, status.at),
         )
     if status.dead_unattributed:
-        table.add_row("-", "(deleted or expired)", "", "", "", str(status.dead_unattributed), "")
+        unattributed = str(status.dead_unattributed)
+        table.add_row("-", "(deleted or expired)", "", "", "", unattributed, "")
     if not status.subscriptions:
         table.caption = "no subscriptions"
     return table
@@ -190,26 +220,58 @@ def _subs_table(status: Status) -> Table:
 def _state(sub: SubscriptionHealth, now: int) -> Text:
     if not sub.on:
         return Text(f"off: {sub.disabled_reason}" if sub.disabled_reason else "off", "red")
-    waiting = f", {sub.waiting} waiting" if sub.waiting else ""
-    if sub.circuit == "half-open":
-        return Text(f"on, circuit open: probing{waiting}", "red")
+    parts = ["on", _circuit(sub, now), _pause(sub, now)]
+    parts.append(f"{sub.waiting} waiting" if sub.waiting else "")
+    if sub.failing_since is not None and not any(parts[1:]):
+        parts.append("failing")
+    text = ", ".join(part for part in parts if part)
     if sub.circuit is not None:
-        probe = _span((sub.circuit_retry_at or now) - now)
-        return Text(f"on, circuit open: next probe in {probe}{waiting}", "red")
-    if waiting:
-        return Text(f"on{waiting}", "yellow")
-    if sub.failing_since is not None:
-        return Text("on, failing", "yellow")
-    return Text("on", "green")
+        return Text(text, "red")
+    return Text(text, "green" if text == "on" else "yellow")
+
+
+def _circuit(sub: SubscriptionHealth, now: int) -> str:
+    if sub.circuit == "half-open":
+        return "circuit open: probing"
+    if sub.circuit is not None:
+        return f"circuit open: next probe in {_span((sub.circuit_retry_at or now) - now)}"
+    return ""
+
+
+def _pause(sub: SubscriptionHealth, now: int) -> str:
+    if sub.paused_until is None:
+        return ""
+    left = max(0, sub.paused_until - now)
+    more = f"{left / 1000:.1f}s" if left < 60_000 else _span(left)
+    return f"paused {more} more: {_clip(sub.paused_reason or 'by its receiver')}"
+
+
+def _flow(sub: SubscriptionHealth) -> Text:
+    """A second line: its requests in flight (against its own cap), its rate, and its
+    ordering keys held; nothing for an idle subscription without limits of its own."""
+    if not (sub.in_flight or sub.max_in_flight or sub.max_per_second or sub.held_keys):
+        return Text()
+    in_flight = f"{sub.in_flight}" + (f"/{sub.max_in_flight}" if sub.max_in_flight else "")
+    parts = [f"{in_flight} in flight"]
+    if sub.max_per_second is not None:
+        rate = f"max {sub.max_per_second:g}/s"
+        parts.append(f"{rate}: throttled" if sub.throttled else rate)
+    if sub.held_keys:
+        keys_ = "key" if sub.held_keys == 1 else "keys"
+        parts.append(f"{sub.held_keys} {keys_} held, {sub.held_deliveries} behind")
+    style = "yellow" if sub.throttled or sub.held_keys else "dim"
+    return Text("\n" + ", ".join(parts), style)
 
 
 def _last_error(sub: SubscriptionHealth, now: int) -> str:
     if sub.last_error is None or sub.last_error_text is None:
         return ""
-    text = sub.last_error_text
-    if len(text) > _ERROR_TEXT:
-        text = text[: _ERROR_TEXT - 1] + "…"
-    return f"{_ago(now - sub.last_error)}: {text}"
+    return f"{_ago(now - sub.last_error)}: {_clip(sub.last_error_text)}"
+
+
+def _clip(text: str) -> str:
+    """At most _ERROR_TEXT characters: a receiver's words must not swamp the table."""
+    return text if len(text) <= _ERROR_TEXT else text[: _ERROR_TEXT - 1] + "…"
 
 
 def _clock(ms: int) -> str:

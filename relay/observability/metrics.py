@@ -87,6 +87,7 @@ OPERATIONAL_EVENTS: Final = Counter(
     "relay_operational_events",
     "relay's own events about subscriptions and deliveries it recorded, by type",
     ["type"],
+    registry=REGISTRY,
 )
 PAUSES: Final = Counter(
     "relay_subscription_pauses",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -162,3 +164,85 @@ def test_an_open_circuit_and_waiting_deliveries_are_shown(redis_client: Redis) -
     assert (hanging.circuit, hanging.waiting) == ("open", 2)
     assert hanging.circuit_retry_at == now + 30_000 and found.queues.waiting == 2
     assert "on, circuit open: next probe in 30s, 2 waiting" in out.getvalue()
+
+
+LIMITS = deliveries.Limits(
+    max_in_flight=10,
+    lease_ms=60_000,
+    circuit_failures=3,
+    circuit_cooldown_ms=30_000,
+    circuit_cooldown_max_ms=60_000,
+)
+
+
+def ordered(client: Redis, sub_id: str, *keys: str) -> list[str]:
+    """A delivery per ordering key given (in event order), claimed now; all their ids."""
+    now = int(time.time() * 1000)
+    made = [
+        NewDelivery(f"msg_{n}_{sub_id}", DeliveryKind.EVENT, sub_id, n, order_key=key)
+        for n, key in enumerate(keys)
+    ]
+    ids = deliveries.create_deliveries(client, deliveries=made, now_ms=now, due_at_ms=now)
+    deliveries.claim(client, ids=ids, now_ms=now, lease_ms=60_000, limits=LIMITS)
+    return ids
+
+
+def test_a_pause_limits_throttling_and_held_keys_are_shown(redis_client: Redis) -> None:
+    """A paused, rate-limited, ordered subscription: its state says why it is paused and for
+    how long, its flow its slots in flight against its cap, its rate and the keys held."""
+    # given: flag a's head goes (taking the one token), flag b's head finds none left; a's
+    # other two and b's other one wait behind their heads; then a 429 pauses it
+    limited = {"ordering": "flag", "maxInFlight": 3, "maxPerSecond": 1}
+    record = subscription(redis_client, name="paced", delivery=limited)
+    ordered(redis_client, record.id, "flag:p/a", "flag:p/a", "flag:p/a", "flag:p/b", "flag:p/b")
+    until = int(time.time() * 1000) + 300_000
+    reason = "receiver answered 429 with Retry-After 300 s"
+    subscription_status.pause(
+        redis_client, sub_id=record.id, until_ms=until, reason=reason, at_ms=0
+    )
+    # when
+    found = status.gather(redis_client, worker_ttl=30)
+    out = io.StringIO()
+    status.render(found, Console(file=out, width=300))
+    soon = io.StringIO()
+    status.render(replace(found, at=until - 2_100), Console(file=soon, width=300))
+    # then
+    [paced] = found.subscriptions
+    assert (paced.paused_until, paused_reason := paced.paused_reason) == (until, reason)
+    assert (paced.in_flight, paced.max_in_flight, paced.max_per_second) == (1, 3, 1.0)
+    assert paced.throttled and (paced.held_keys, paced.held_deliveries) == (2, 3)
+    assert f"on, paused 5m more: {paused_reason}" in out.getvalue()
+    assert "1/3 in flight, max 1/s: throttled, 2 keys held, 3 behind" in out.getvalue()
+    assert "paused 2.1s more: receiver answered 429" in soon.getvalue()
+
+
+def test_a_subscription_without_limits_shows_only_its_slots_in_flight(
+    redis_client: Redis,
+) -> None:
+    """No pause, no own cap, no rate, unordered: the flow is the count in flight alone."""
+    # given
+    record = subscription(redis_client, name="plain")
+    ordered(redis_client, record.id, "", "")
+    # when
+    found = status.gather(redis_client, worker_ttl=30)
+    out = io.StringIO()
+    status.render(found, Console(file=out, width=300))
+    # then
+    [plain] = found.subscriptions
+    assert (plain.paused_until, plain.max_in_flight, plain.max_per_second) == (None, None, None)
+    assert (plain.in_flight, plain.throttled, plain.held_keys) == (2, False, 0)
+    assert re.search(r"│ 2 in flight +│", out.getvalue())  # the line says nothing more
+    assert "more:" not in out.getvalue()  # no pause
+
+
+def test_status_json_carries_the_flow_fields(redis_client: Redis) -> None:
+    """`--json` has the pause, limits, in-flight count, throttling and held counts."""
+    # given
+    record = subscription(redis_client, name="json", delivery={"ordering": "subscription"})
+    ordered(redis_client, record.id, "subscription", "subscription")
+    # when
+    [document] = status.as_json(status.gather(redis_client, worker_ttl=30))["subscriptions"]
+    # then
+    assert document["pausedUntil"] is None and document["maxPerSecond"] is None
+    assert (document["inFlight"], document["throttled"]) == (1, False)
+    assert (document["heldKeys"], document["heldDeliveries"]) == (1, 1)

@@ -15,10 +15,11 @@ from relay.cli.embedded_redis import free_port
 from relay.cli.up import child_environment, fresh_metrics_dir
 from relay.observability import metrics
 from relay.settings import Settings
-from relay.store import deliveries, events, heartbeats, tokens
+from relay.store import deliveries, events, heartbeats, subscription_status, tokens
 from relay.store.client import Redis, connect
 from relay.store.deliveries import DeliveryKind, DeliveryState, Finish, NewDelivery
 from relay.store.tokens import Role
+from tests.support import subscribe
 
 
 def scrape(
@@ -144,6 +145,90 @@ def test_queue_gauges_are_read_from_redis(
     assert value(samples, "relay_claims") == 1
     assert value(samples, "relay_dead_deliveries") == 1
     assert value(samples, "relay_workers") == 1
+
+
+LIMITS = deliveries.Limits(
+    max_in_flight=10,
+    lease_ms=60_000,
+    circuit_failures=3,
+    circuit_cooldown_ms=30_000,
+    circuit_cooldown_max_ms=60_000,
+)
+
+
+def queued(client: Redis, sub_id: str, *order_keys: str, claimed_at: int | None = None) -> None:
+    """A delivery per ordering key given ('' unordered), in event order; claimed at
+    `claimed_at` when given (taking tokens of a rate-limited subscription's bucket)."""
+    made = [
+        NewDelivery(f"msg_{n}_{sub_id}", DeliveryKind.EVENT, sub_id, n, order_key=key)
+        for n, key in enumerate(order_keys)
+    ]
+    ids = deliveries.create_deliveries(client, deliveries=made, now_ms=1000, due_at_ms=1000)
+    if claimed_at is not None:
+        deliveries.claim(client, ids=ids, now_ms=claimed_at, lease_ms=60_000, limits=LIMITS)
+
+
+def per_subscription(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str
+) -> dict[str, float]:
+    """The samples of a per-subscription gauge: subscription id -> value."""
+    return {dict(labels)["subscription"]: v for (n, labels), v in samples.items() if n == name}
+
+
+def test_paused_throttled_and_held_back_subscriptions_are_gauged_by_id(
+    app_client: TestClient, redis_client: Redis, admin_headers: dict[str, str]
+) -> None:
+    """Each gauge names the subscriptions it is true of: paused while the pause lasts,
+    throttled when its last claim (within 2 s) emptied its bucket, held back by how many
+    deliveries wait behind ordering heads; a calm subscription is in none."""
+    # given
+    now = int(time.time() * 1000)
+    paused, ended, ordered, calm = (subscribe(redis_client) for _ in range(4))
+    throttled, stale = (subscribe(redis_client, delivery={"maxPerSecond": 1}) for _ in range(2))
+    for sub_id, until in ((paused, now + 60_000), (ended, now - 1)):
+        subscription_status.pause(
+            redis_client, sub_id=sub_id, until_ms=until, reason="429", at_ms=0
+        )
+    for sub_id, at in ((throttled, now), (stale, now - 3_000)):
+        queued(redis_client, sub_id, "", "", claimed_at=at)  # the second finds no token
+    queued(redis_client, ordered, "flag:p/a", "flag:p/a", "flag:p/a", "flag:p/b", "flag:p/b")
+    queued(redis_client, calm, "", "", claimed_at=now)
+    # when
+    samples = scrape(app_client, admin_headers)
+    # then
+    assert per_subscription(samples, "relay_subscription_paused") == {paused: 1}
+    assert per_subscription(samples, "relay_subscription_throttled") == {throttled: 1}
+    assert per_subscription(samples, "relay_held_back_deliveries") == {ordered: 3}
+
+
+def test_held_back_deliveries_are_counted_over_200_ordering_keys_at_most(
+    app_client: TestClient, redis_client: Redis, admin_headers: dict[str, str]
+) -> None:
+    """250 keys each holding one delivery back: a scrape reads 200 of them (bounded work)."""
+    # given
+    ordered = subscribe(redis_client)
+    queued(redis_client, ordered, *(f"flag:p/f{n // 2}" for n in range(500)))
+    # when
+    samples = scrape(app_client, admin_headers)
+    # then
+    assert per_subscription(samples, "relay_held_back_deliveries") == {ordered: 200}
+
+
+def test_the_workers_counters_are_in_a_single_process_scrape(
+    app_client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """Pauses and operational events are counted in this process's registry, so a scrape
+    without PROMETHEUS_MULTIPROC_DIR shows them too."""
+    # given
+    pauses, dead = "relay_subscription_pauses_total", "relay_operational_events_total"
+    before = scrape(app_client, admin_headers)
+    # when
+    metrics.PAUSES.inc()
+    metrics.OPERATIONAL_EVENTS.labels(type="delivery-dead").inc()
+    after = scrape(app_client, admin_headers)
+    # then
+    assert value(after, pauses) - value(before, pauses) == 1
+    assert value(after, dead, type="delivery-dead") - value(before, dead, type="delivery-dead") == 1
 
 
 @pytest.fixture
