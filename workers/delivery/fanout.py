@@ -46,10 +46,13 @@ def plan(
         if event is None:
             continue  # trimmed by retention before it was fanned out: nothing to send
         about = operational.subject_of(event)  # never told to the subscription it is about
+        ours = operational.is_operational(event)
         for sub_id in sorted(snapshot.index.match(map_event(event))):
-            if sub_id == about:
-                continue
             record = snapshot.records.get(sub_id)
+            if sub_id == about or (ours and not (record and record.statements)):
+                # relay's own events go only to policies that ask for them: a subscription
+                # without statements (everything) keeps getting flag audit events only
+                continue
             planned.append(
                 NewDelivery(
                     id=deliveries.event_delivery_id(event_id=event_id, sub_id=sub_id),

@@ -120,7 +120,11 @@ def test_a_run_moves_the_counters_by_what_happened(
     steady.wait_for(3)
     flaky.wait_for(4)  # one 500, then the retry
     samples = wait_for(
-        api, lambda s: value(s, "relay_deliveries_total", outcome="delivered", kind="event") >= 6
+        api,
+        lambda s: (
+            value(s, "relay_deliveries_total", outcome="delivered", kind="event") >= 6
+            and value(s, "relay_fanout_lag_seconds_count") >= 5
+        ),
     )
     # then
     assert value(samples, "relay_events_ingested_total", source="e2e", type="feature-created") == 3
@@ -129,7 +133,11 @@ def test_a_run_moves_the_counters_by_what_happened(
     assert value(samples, "relay_deliveries_total", outcome="dead", kind="event") == 0
     assert value(samples, "relay_delivery_attempts_total", status="2xx") == 6
     assert value(samples, "relay_delivery_attempts_total", status="5xx") == 1
-    assert value(samples, "relay_fanout_lag_seconds_count") == 3
+    # and relay's own two events about the flaky one (failing, then recovered): fanned out,
+    # delivered to neither (no statements: flag events only; never to the one they are about)
+    assert value(samples, "relay_operational_events_total", type="subscription-failing") == 1
+    assert value(samples, "relay_operational_events_total", type="subscription-recovered") == 1
+    assert value(samples, "relay_fanout_lag_seconds_count") == 5
     assert value(samples, "relay_delivery_latency_seconds_count") == 6
     assert value(samples, "relay_outbox_depth") == 0
     assert value(samples, "relay_due_depth") == 0

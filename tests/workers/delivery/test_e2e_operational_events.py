@@ -42,6 +42,13 @@ def api(e2e_settings: Settings, start_module_worker: Callable[..., Any]) -> Iter
         yield client
 
 
+@pytest.fixture(autouse=True)
+def no_earlier_subscriptions(api: TestClient) -> None:
+    """Each test starts with no subscriptions: an earlier test's would hear of this one's."""
+    for item in api.get(SUBS, headers=ADMIN).json()["items"]:
+        assert api.delete(f"{SUBS}/{item['_id']}", headers=ADMIN).status_code == 204
+
+
 def _subscribe(api: TestClient, url: str, statements: list[dict[str, Any]]) -> str:
     body = {"name": "ops", "config": {"url": url}, "statements": statements}
     response = api.post(SUBS, json=body, headers=ADMIN)
@@ -59,13 +66,17 @@ def test_a_dead_letter_reaches_the_operator_and_not_its_own_subscription(
     api: TestClient, receivers: Any
 ) -> None:
     """A subscription whose receiver refuses everything: its delivery dies, relay records
-    `delivery-dead` about it; the operator's policy gets it, the dying one does not."""
+    `delivery-dead` about it; the operator's policy gets it, the dying one does not, nor
+    one without statements (it gets flag events only)."""
     # given: a subscription that takes everything, its receiver answering 400
     dying = receivers()
     dying.always(400, body=b"no")
     dying_id = _subscribe(api, dying.url, EVERYTHING)
     operator = receivers()
     operator_id = _subscribe(api, operator.url, DEAD_LETTERS)
+    unasked = receivers()  # no statements: every flag event, none of relay's own
+    body = {"name": "all", "config": {"url": unasked.url}}
+    assert api.post(SUBS, json=body, headers=ADMIN).status_code == 201
     # when: an event for it dies after its attempts
     support.post_events(api, [support.unleash_event(featureName="ops-flag")], headers=ADMIN)
     # then: the operator hears of it, once, with the subscription named
@@ -77,7 +88,9 @@ def test_a_dead_letter_reaches_the_operator_and_not_its_own_subscription(
     # and it is in the events API, and no delivery of it went to the dying subscription
     support.eventually(lambda: _relay_events(api, "delivery-dead"))
     time.sleep(1.0)
-    assert all(json.loads(r.body).get("type") != "delivery-dead" for r in dying.received)
+    for receiver in (dying, unasked):
+        assert all(json.loads(r.body).get("type") != "delivery-dead" for r in receiver.received)
+    assert len(unasked.received) == 1
     assert operator_id not in {
         e["data"]["subscriptionId"] for e in _relay_events(api, "delivery-dead")
     }
