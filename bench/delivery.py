@@ -8,6 +8,9 @@ asyncio receiver that answers after 100 ms. Measured in the same run:
   templated   the same with 5 `slack` subscriptions (Block Kit bodies rendered from the
               built-in manifest) instead of the 5 webhooks, alternating with them run by
               run (PATCH `/on`), so each templated / webhook ratio is of one machine state
+  ordered     the same with 5 webhook subscriptions ordered per flag (`"delivery":
+              {"ordering": "flag"}`) and events over 100 flags, in the same alternation;
+              the receiver's arrival times are checked to follow event order per flag
   render cost render_request in this process for slack, datadog and msteams, per delivery
   latency     200 events/s, one event per POST, 5 subscriptions: ingest -> first attempt
   plain loop  (a) one httpx.Client POSTing in a loop to a receiver answering at once:
@@ -18,8 +21,12 @@ asyncio receiver that answers after 100 ms. Measured in the same run:
 Figures are medians of `--runs` runs; a plot goes to docs/delivery-bench.png (matplotlib,
 the `bench` extra) or docs/delivery-bench.svg without it.
 
+The API and worker processes (and this script's own relay imports) take relay from the
+checkout this file is in, or from the tree named by RELAY_BENCH_ROOT (e.g. a `git worktree`
+of an older commit, to compare the same measure across code versions).
+
     python bench/delivery.py [--events 2000] [--runs 3] [--rates 200,20] [--seconds 10]
-                             [--skip-naive] [--skip-integration]
+                             [--skip-naive] [--skip-integration] [--skip-ordered]
 """
 
 from __future__ import annotations
@@ -39,12 +46,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent  # this script, the receiver and the naive app
+# the code under test: what the API and worker processes import
+ROOT = Path(os.environ.get("RELAY_BENCH_ROOT") or BENCH.parent).resolve()
 sys.path.insert(0, str(ROOT))
 
 from relay.cli.embedded_redis import free_port, start_redis  # noqa: E402
@@ -64,6 +74,11 @@ TARGET_P99_MS = 250.0
 TARGET_EVENTS_RATE = 200.0
 INTEGRATION = "slack"  # the templated integration of the throughput phase
 TARGET_TEMPLATED_RATIO = 0.8  # its deliveries/s over the webhooks' in the same run
+TARGET_ORDERED_RATIO = 0.5  # ordered-per-flag deliveries/s over the webhooks' (issue 15)
+FLAGS = 50  # distinct flags of the unordered phases' events
+ORDERED_FLAGS = 100  # distinct flags of the ordered phase's events: its ordering keys
+ORDER_SLACK = 0.005  # s: the receiver's clock against its own 100 ms sleep
+WEBHOOKS, TEMPLATED, ORDERED = "webhooks", "templated", "ordered"  # the sets of 5
 ALL_FLAGS = {"effect": "allow", "resources": ["proj/*:env/*:flag/*"], "actions": ["*"]}
 # configs rendered in-process for the render cost (hosts are never contacted)
 RENDER_CONFIGS: dict[str, dict[str, Any]] = {
@@ -92,6 +107,13 @@ class Figures:
     latency: list[Latency] = field(default_factory=list)
     templated: list[float] = field(default_factory=list)  # run n pairs with relay[n]
     templated_cpu_ms: list[float] = field(default_factory=list)
+    ordered: list[float] = field(default_factory=list)  # run n pairs with relay[n]
+    ordered_cpu_ms: list[float] = field(default_factory=list)
+    ordered_order: list[Order] = field(default_factory=list)  # per run
+    violated: int = 0  # arrivals out of order per flag, warm-up included
+    violations: list[str] = field(default_factory=list)  # the first few of each phase
+    load: list[float] = field(default_factory=list)  # 1-minute load average as a run starts
+    code: str = ""  # the tree the processes imported relay from, and its commit
     render_us: dict[str, float] = field(default_factory=dict)  # per delivery, by key
     context_us: float = 0.0  # the audit entry and its JSON-escaped form, per event
 
@@ -132,6 +154,8 @@ class Stack:
 
     def spawn(self, name: str, command: list[str], **extra: Any) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("wb")
+        # `python -m` puts the working directory first on sys.path, before PYTHONPATH
+        extra.setdefault("cwd", str(ROOT))
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=self.env, **extra
         )
@@ -139,7 +163,7 @@ class Stack:
         return process
 
     def start(self) -> None:
-        receiver = [sys.executable, str(ROOT / "bench/receiver.py")]
+        receiver = [sys.executable, str(BENCH / "receiver.py")]
         self.spawn("receiver", [*receiver, "--port", str(self.receiver_port), "--delay", "0.1"])
         api = [sys.executable, "-m", "uvicorn", "relay.api.app:create_app", "--factory"]
         api += ["--host", "127.0.0.1", "--port", str(self.api_port), "--log-level", "warning"]
@@ -151,6 +175,29 @@ class Stack:
         _wait_http(f"{self.receiver}/count")
         _wait_http(f"{self.api}/healthz")
         _wait_for_worker(self.redis.url)
+
+    def code_under_test(self) -> str:
+        """ROOT and its commit, after checking that a process started as the API and the
+        worker are (same environment and directory) imports policies, relay and workers
+        from it."""
+        probe = "import policies, relay, workers; print(policies.__file__, relay.__file__,"
+        probe += " workers.__file__)"
+        paths = subprocess.run(
+            [sys.executable, "-c", probe],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        if not all(Path(path).resolve().is_relative_to(ROOT) for path in paths):
+            raise RuntimeError(f"the processes would import {paths}, not from {ROOT}")
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return f"{ROOT} ({commit[:70] or 'not a git tree'})"
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -188,23 +235,28 @@ def _wait_for_worker(redis_url: str, timeout: float = 40.0) -> None:
     raise RuntimeError("the worker did not start")
 
 
-def event(index: int) -> dict[str, Any]:
+def event(index: int, flags: int = FLAGS) -> dict[str, Any]:
+    """The index-th bench event, on flag `index % flags`."""
     return {
         "type": "feature-environment-enabled",
         "createdBy": "bench@example.com",
-        "featureName": f"bench-flag-{index % 50}",
+        "featureName": f"bench-flag-{index % flags}",
         "project": "default",
         "environment": "production",
-        "data": {"name": f"bench-flag-{index % 50}", "enabled": True, "n": index},
+        "data": {"name": f"bench-flag-{index % flags}", "enabled": True, "n": index},
         "tags": [{"type": "simple", "value": "bench"}],
     }
 
 
-def subscribe(api: httpx.Client, stack: Stack) -> list[str]:
+def subscribe(api: httpx.Client, stack: Stack, *, ordered: bool = False) -> list[str]:
+    """Five webhook subscriptions to the slow receiver: on, or (`ordered`) off and ordered
+    per flag, for the ordered phase to turn on."""
     ids = []
     for n in range(SUBSCRIPTIONS):
         config = {"url": f"{stack.receiver}/slow", "format": "unleash" if n % 2 else "launchdarkly"}
-        body = {"name": f"bench-{n}", "config": config, "on": True}
+        body: dict[str, Any] = {"name": f"bench-{n}", "config": config, "on": not ordered}
+        if ordered:
+            body |= {"name": f"bench-ordered-{n}", "delivery": {"ordering": "flag"}}
         response = api.post("/api/v2/integrations/webhook", json=body)
         response.raise_for_status()
         ids.append(response.json()["_id"])
@@ -212,8 +264,8 @@ def subscribe(api: httpx.Client, stack: Stack) -> list[str]:
 
 
 def subscribe_templated(api: httpx.Client, stack: Stack) -> list[str]:
-    """Five `slack` subscriptions, off, each at its own path of the slow receiver (its
-    arrivals carry no webhook-id: the path tells whose they are)."""
+    """Five `slack` subscriptions, off and without a rate limit, each at its own path of
+    the slow receiver (its arrivals carry no webhook-id: the path tells whose they are)."""
     ids = []
     for n in range(SUBSCRIPTIONS):
         body = {
@@ -221,6 +273,9 @@ def subscribe_templated(api: httpx.Client, stack: Stack) -> list[str]:
             "config": {"url": f"{stack.receiver}/slow/{INTEGRATION}-{n}"},
             "statements": [ALL_FLAGS],
             "on": False,
+            # the phase measures rendering, not Slack's documented rate (its manifest's
+            # deliveryDefaults, 1 a second): no limit
+            "delivery": {"maxPerSecond": None},
         }
         response = api.post(f"/api/v2/integrations/{INTEGRATION}", json=body)
         response.raise_for_status()
@@ -230,53 +285,58 @@ def subscribe_templated(api: httpx.Client, stack: Stack) -> list[str]:
 
 @dataclass
 class Switch:
-    """The two sets of subscriptions, webhooks and templated, one of them on at a time."""
+    """The sets of five subscriptions by kind (webhooks, templated, ordered), each with its
+    integration key and ids; one set is on at a time."""
 
     api: httpx.Client
     stack: Stack
-    webhooks: list[str]
-    templated: list[str]
-    templated_on: bool = False
+    sets: dict[str, tuple[str, list[str]]]
+    on: str = WEBHOOKS
 
-    def use(self, templated: bool) -> None:
-        """Turn the other set off, then this one on, and wait until deliveries follow."""
-        if templated == self.templated_on:
+    def use(self, kind: str) -> None:
+        """Turn the set that is on off, then `kind`'s on, and wait until deliveries follow."""
+        if kind == self.on:
             return
-        sets = [(WEBHOOK, self.webhooks), (INTEGRATION, self.templated)]
-        off, on = sets if templated else sets[::-1]
-        for (key, ids), value in ((off, False), (on, True)):
+        for (key, ids), value in ((self.sets[self.on], False), (self.sets[kind], True)):
             patch = [{"op": "replace", "path": "/on", "value": value}]
             for sub_id in ids:
                 self.api.patch(
                     f"/api/v2/integrations/{key}/{sub_id}", json=patch
                 ).raise_for_status()
-        self.templated_on = templated
-        wait_until_switched(self.api, self.stack, templated)
+        self.on = kind
+        wait_until_switched(self, kind)
+
+    def kind_of(self, arrival_id: str) -> str:
+        """The kind of set an arrival came from: templated by its path (the receiver's id for
+        a request without webhook-id), a webhook by the subscription in its webhook-id."""
+        if arrival_id.startswith("/"):
+            return TEMPLATED
+        _, ordered_ids = self.sets.get(ORDERED, (WEBHOOK, []))
+        return ORDERED if subscription_of(arrival_id) in ordered_ids else WEBHOOKS
 
 
-def wait_until_switched(
-    api: httpx.Client, stack: Stack, templated: bool, attempts: int = 40
-) -> None:
+def subscription_of(webhook_id: str) -> str:
+    """The subscription id in a webhook-id, `msg_<event>_<subscription>`."""
+    return webhook_id.split("_")[2]
+
+
+def wait_until_switched(switch: Switch, kind: str, attempts: int = 40) -> None:
     """POST one event until its deliveries come from the set that is on, and only from it:
     the API and the worker rebuild their subscription index in the background."""
+    stack = switch.stack
     for _ in range(attempts):
         stack.probe.post(f"{stack.receiver}/reset")
-        api.post("/api/events", json=[event(0)]).raise_for_status()
+        switch.api.post("/api/events", json=[event(0)]).raise_for_status()
         try:
             wait_for_deliveries(stack, SUBSCRIPTIONS, timeout=5)
         except RuntimeError:
             continue
         time.sleep(3 * RECEIVER_DELAY)  # a delivery to the other set would be here by now
         arrivals = receiver_dump(stack)
-        kinds = {is_templated(arrival_id) for arrival_id, _ in arrivals}
-        if len(arrivals) == SUBSCRIPTIONS and kinds == {templated}:
+        kinds = {switch.kind_of(arrival_id) for arrival_id, _ in arrivals}
+        if len(arrivals) == SUBSCRIPTIONS and kinds == {kind}:
             return
     raise RuntimeError("deliveries did not follow the subscriptions turned on")
-
-
-def is_templated(arrival_id: str) -> bool:
-    """Whether the receiver recorded an arrival by its path (no webhook-id header)."""
-    return arrival_id.startswith("/")
 
 
 def check_arrivals(arrivals: list[tuple[str, float]], events: int, *, templated: bool) -> None:
@@ -289,6 +349,74 @@ def check_arrivals(arrivals: list[tuple[str, float]], events: int, *, templated:
             raise RuntimeError(f"a delivery is missing: {dict(per_path)} of {events} each")
     elif len({arrival_id for arrival_id, _ in arrivals}) < events * SUBSCRIPTIONS:
         raise RuntimeError("a delivery is missing")
+
+
+@dataclass
+class Order:
+    """What the receiver saw of the order per (subscription, flag) in an ordered phase."""
+
+    gaps_ms: list[float] = field(default_factory=list)  # an answer -> the flag's next arrival
+    duplicates: int = 0  # arrivals of a webhook-id already seen
+    violated: int = 0  # arrivals before the flag's previous event was answered
+    violations: list[str] = field(default_factory=list)  # the first few, described
+    suspects: list[tuple[str, int]] = field(default_factory=list)  # their (subscription, event)
+
+
+def check_order(arrivals: list[tuple[str, float]], flag_of: dict[int, int]) -> Order:
+    """Each flag's deliveries at each subscription, in relay's event order (its ids follow
+    the order it recorded events): a violation is an arrival before the receiver had
+    answered (RECEIVER_DELAY after it arrived) the last arrival of the flag's previous
+    event; also the hand-on gaps and duplicates. Arrivals of events not in `flag_of` (none
+    of this phase's) are left out."""
+    keys: dict[tuple[str, int], list[tuple[int, float]]] = {}
+    for webhook_id, at in arrivals:
+        event_id = event_of(webhook_id)
+        if event_id in flag_of:
+            key = (subscription_of(webhook_id), flag_of[event_id])
+            keys.setdefault(key, []).append((event_id, at))
+    order = Order()
+    for key, timeline in keys.items():
+        timeline.sort()
+        for (before, arrived_before), (event_id, at) in pairwise(timeline):
+            answered = arrived_before + RECEIVER_DELAY
+            if event_id == before:
+                order.duplicates += 1
+            elif at < answered - ORDER_SLACK:
+                order.violated += 1
+                if len(order.violations) < 5:
+                    describe_violation(order, key, timeline, (before, event_id))
+            else:
+                order.gaps_ms.append((at - answered) * 1000)
+    return order
+
+
+def describe_violation(
+    order: Order, key: tuple[str, int], timeline: list[tuple[int, float]], pair: tuple[int, int]
+) -> None:
+    """Add to `order` a violation by `pair` (earlier event, later event) at `key`, with the
+    key's first 40 arrivals (event ids sorted, seconds from the key's first arrival)."""
+    start = min(at for _, at in timeline)
+    arrived = ", ".join(f"{n} at +{at - start:.3f}" for n, at in timeline[:40])
+    before, event_id = pair
+    order.violations.append(
+        f"subscription {key[0]}, flag {key[1]}: event {event_id} arrived before event"
+        f" {before} was answered ({arrived})"
+    )
+    order.suspects += [(key[0], before), (key[0], event_id)]
+
+
+def attempts_of(api: httpx.Client, order: Order) -> str:
+    """The delivery records (state, attempts) of the events in the order's violations."""
+    lines = []
+    for sub_id, event_id in order.suspects:
+        path = f"/api/v2/integrations/webhook/{sub_id}/deliveries/msg_{event_id}_{sub_id}"
+        lines.append(f"{path}: {api.get(path).text[:1500]}")
+    return "\n".join(lines)
+
+
+def event_of(webhook_id: str) -> int:
+    """The relay event id in a webhook-id, `msg_<event>_<subscription>`."""
+    return int(webhook_id.split("_")[1])
 
 
 def receiver_count(stack: Stack) -> int:
@@ -307,24 +435,39 @@ def wait_for_deliveries(stack: Stack, count: int, timeout: float = 120.0) -> Non
         time.sleep(0.2)  # the driver's own CPU is taken from the processes measured
 
 
-def measure_relay(
-    api: httpx.Client, stack: Stack, events: int, *, templated: bool = False
-) -> tuple[float, float]:
-    """Deliveries/s for `events` events (x5 subscriptions, webhooks or `templated`) POSTed
-    in batches of 100, and the worker's CPU milliseconds per delivery."""
+@dataclass
+class Phase:
+    """One throughput phase of one kind of subscriptions."""
+
+    rate: float  # deliveries/s until the last one arrived
+    cpu_ms: float  # worker CPU per delivery
+    order: Order  # ordered: what the receiver saw of the order
+
+
+def measure_relay(api: httpx.Client, stack: Stack, events: int, kind: str = WEBHOOKS) -> Phase:
+    """`events` events (x5 subscriptions of `kind`) POSTed in batches of 100: deliveries/s,
+    worker CPU and, ordered, the order seen at the receiver; raises if a delivery is
+    missing."""
+    flags = ORDERED_FLAGS if kind == ORDERED else FLAGS
     stack.probe.post(f"{stack.receiver}/reset")
     expected = events * SUBSCRIPTIONS
     cpu_before = cpu_seconds(stack.worker_pid)
     started = time.time()
+    flag_of: dict[int, int] = {}  # relay's event id -> the flag's number
     for start in range(0, events, 100):
-        batch = [event(i) for i in range(start, min(events, start + 100))]
-        api.post("/api/events", json=batch).raise_for_status()
+        indices = range(start, min(events, start + 100))
+        response = api.post("/api/events", json=[event(i, flags) for i in indices])
+        response.raise_for_status()
+        flag_of |= {n: i % flags for n, i in zip(response.json()["ids"], indices, strict=True)}
     wait_for_deliveries(stack, expected)
     cpu_ms = (cpu_seconds(stack.worker_pid) - cpu_before) * 1000 / expected
     arrivals = receiver_dump(stack)
     last = max(t for _, t in arrivals)
-    check_arrivals(arrivals, events, templated=templated)
-    return expected / (last - started), cpu_ms
+    check_arrivals(arrivals, events, templated=kind == TEMPLATED)
+    order = check_order(arrivals, flag_of) if kind == ORDERED else Order()
+    if order.violations:  # described now, while their delivery records are kept
+        order.violations.append(attempts_of(api, order))
+    return Phase(expected / (last - started), cpu_ms, order)
 
 
 def measure_latency(api: httpx.Client, stack: Stack, rate: float, seconds: float) -> Latency:
@@ -430,8 +573,8 @@ def measure_naive(stack: Stack, deliveries: int, runs: int) -> list[float]:
     broker = stack.redis.url.rsplit("/", 1)[0] + "/1"
     stack.env["NAIVE_BROKER_URL"] = broker
     command = [sys.executable, "-m", "celery", "-A", "naive_app", "worker", "--loglevel=WARNING"]
-    worker = stack.spawn("naive-worker", command, cwd=str(ROOT / "bench"))
-    sys.path.insert(0, str(ROOT / "bench"))
+    worker = stack.spawn("naive-worker", command, cwd=str(BENCH))
+    sys.path.insert(0, str(BENCH))
     os.environ["NAIVE_BROKER_URL"] = broker
     import naive_app
 
@@ -472,17 +615,12 @@ def run(arguments: argparse.Namespace) -> Figures:
     if not arguments.skip_integration:  # before the stack starts: its processes are idle then
         figures.render_us, figures.context_us = measure_render_costs()
     with running_stack() as stack:
+        figures.code = stack.code_under_test()
         api = httpx.Client(base_url=stack.api, headers={"Authorization": ADMIN}, timeout=30)
-        webhooks = subscribe(api, stack)
-        templated = [] if arguments.skip_integration else subscribe_templated(api, stack)
-        switch = Switch(api, stack, webhooks, templated)
-        measure_relay(api, stack, 1000)  # warm-up: connection pools, subscription index
-        if templated:
-            switch.use(templated=True)
-            measure_relay(api, stack, 1000, templated=True)
+        switch = set_up(api, stack, arguments, figures)
         for n in range(arguments.runs):
-            measure_run(arguments, figures, switch, first_templated=n % 2 == 0)
-        switch.use(templated=False)  # latency reads the event from the webhook-id
+            measure_run(arguments, figures, switch, reverse=n % 2 == 1)
+        switch.use(WEBHOOKS)  # latency reads the event from the webhook-id
         for rate in arguments.rates:
             figures.latency.append(measure_latency(api, stack, rate, arguments.seconds))
         if not arguments.skip_naive:
@@ -490,18 +628,46 @@ def run(arguments: argparse.Namespace) -> Figures:
     return figures
 
 
+def set_up(
+    api: httpx.Client, stack: Stack, arguments: argparse.Namespace, figures: Figures
+) -> Switch:
+    """The webhooks, on, and the templated and ordered sets unless skipped, off; each set
+    warmed up (connection pools, subscription index) by a phase of 1,000 events, whose
+    order violations count too."""
+    switch = Switch(api, stack, {WEBHOOKS: (WEBHOOK, subscribe(api, stack))})
+    if not arguments.skip_integration:
+        switch.sets[TEMPLATED] = (INTEGRATION, subscribe_templated(api, stack))
+    if not arguments.skip_ordered:
+        switch.sets[ORDERED] = (WEBHOOK, subscribe(api, stack, ordered=True))
+    for kind in switch.sets:
+        switch.use(kind)
+        order = measure_relay(api, stack, 1000, kind).order
+        figures.violated += order.violated
+        figures.violations += order.violations
+    return switch
+
+
 def measure_run(
-    arguments: argparse.Namespace, figures: Figures, switch: Switch, *, first_templated: bool
+    arguments: argparse.Namespace, figures: Figures, switch: Switch, *, reverse: bool
 ) -> None:
-    """One run: webhooks and (unless skipped) templated, in the order given, then (a)."""
-    kinds = [first_templated, not first_templated] if switch.templated else [False]
-    for templated in kinds:
-        switch.use(templated)
-        rate, cpu_ms = measure_relay(
-            switch.api, switch.stack, arguments.events, templated=templated
-        )
-        (figures.templated if templated else figures.relay).append(rate)
-        (figures.templated_cpu_ms if templated else figures.relay_cpu_ms).append(cpu_ms)
+    """One run: the templated, ordered (unless skipped) and plain webhook phases in that
+    order, or the `reverse`, so that each pairs with the webhooks next to it; then (a)."""
+    figures.load.append(os.getloadavg()[0])
+    kinds = [kind for kind in (TEMPLATED, ORDERED, WEBHOOKS) if kind in switch.sets]
+    for kind in kinds[::-1] if reverse else kinds:
+        switch.use(kind)
+        phase = measure_relay(switch.api, switch.stack, arguments.events, kind)
+        rates, cpus = {
+            WEBHOOKS: (figures.relay, figures.relay_cpu_ms),
+            TEMPLATED: (figures.templated, figures.templated_cpu_ms),
+            ORDERED: (figures.ordered, figures.ordered_cpu_ms),
+        }[kind]
+        rates.append(phase.rate)
+        cpus.append(phase.cpu_ms)
+        if kind == ORDERED:
+            figures.ordered_order.append(phase.order)
+            figures.violated += phase.order.violated
+            figures.violations += phase.order.violations
     rate, cpu_ms = measure_plain_loop(switch.stack)
     figures.plain.append(rate)
     figures.plain_cpu_ms.append(cpu_ms)
@@ -519,7 +685,9 @@ def report(figures: Figures) -> list[str]:
         statistics.median(figures.plain_cpu_ms),
     )
     lines = [
-        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end;"
+        f"code under test: {figures.code}",
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"
+        f" (1 min; as each run started: {', '.join(f'{load:.1f}' for load in figures.load)});"
         f" receivers answer after {RECEIVER_DELAY * 1000:.0f} ms",
         f"relay worker        {relay:8.0f} deliveries/s  (runs: {_runs(figures.relay)});"
         f" worker CPU {relay_cpu:.2f} ms/delivery",
@@ -542,6 +710,8 @@ def report(figures: Figures) -> list[str]:
     ]
     if figures.templated:
         lines += report_templated(figures)
+    if figures.ordered:
+        lines += report_ordered(figures)
     for latency in figures.latency:
         p50, p99 = percentile(latency.millis, 0.50), percentile(latency.millis, 0.99)
         target = f" (target p99 <= {TARGET_P99_MS:.0f} ms) {_verdict(p99 <= TARGET_P99_MS)}"
@@ -576,6 +746,54 @@ def report_templated(figures: Figures) -> list[str]:
     ]
 
 
+def report_ordered(figures: Figures) -> list[str]:
+    """The phase ordered per flag: each run's deliveries/s next to the unordered webhooks'
+    of the same run, the median ratio against its target, worker CPU and hand-on gaps."""
+    ratios = [o / w for o, w in zip(figures.ordered, figures.relay, strict=True)]
+    ratio = statistics.median(ratios)
+    lines = [
+        f"ordered per flag    {statistics.median(figures.ordered):8.0f} deliveries/s  (runs:"
+        f" {_runs(figures.ordered)}); worker CPU"
+        f" {statistics.median(figures.ordered_cpu_ms):.2f} ms/delivery;"
+        f" {ORDERED_FLAGS} flags x {SUBSCRIPTIONS} subscriptions, order checked at the receiver",
+        f"unordered webhooks  {statistics.median(figures.relay):8.0f} deliveries/s  (runs:"
+        f" {_runs(figures.relay)}, same runs); worker CPU"
+        f" {statistics.median(figures.relay_cpu_ms):.2f} ms/delivery",
+    ]
+    for n, (ordered, unordered, order) in enumerate(
+        zip(figures.ordered, figures.relay, figures.ordered_order, strict=True)
+    ):
+        lines.append(
+            f"  run {n + 1}: ordered {ordered:.0f}/s, unordered {unordered:.0f}/s, ratio"
+            f" {ordered / unordered:.2f}; worker CPU {figures.ordered_cpu_ms[n]:.2f} vs"
+            f" {figures.relay_cpu_ms[n]:.2f} ms/delivery; a flag's answer -> its next arrival"
+            f" (hand-on and queueing) {_spread(order.gaps_ms)}; {order.duplicates} duplicates,"
+            f" {order.violated} out of order"
+        )
+    lines.append(
+        f"ordered / unordered {ratio:8.2f}   (target >= {TARGET_ORDERED_RATIO})"
+        f" {_verdict(ratio >= TARGET_ORDERED_RATIO)}"
+    )
+    return lines + report_violations(figures)
+
+
+def report_violations(figures: Figures) -> list[str]:
+    """The order seen at the receiver: kept, or the violations with their records."""
+    if not figures.violated:
+        return ["order per flag      kept in every ordered phase (warm-up included)"]
+    return [f"order per flag      VIOLATED by {figures.violated} arrivals:", *figures.violations]
+
+
+def _spread(millis: list[float]) -> str:
+    """p50, p90, p99 and max of some milliseconds."""
+    if not millis:
+        return "none"
+    shares = ", ".join(
+        f"p{share * 100:.0f} {percentile(millis, share):.0f}" for share in (0.5, 0.9, 0.99)
+    )
+    return f"{shares}, max {max(millis):.0f} ms"
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -604,6 +822,10 @@ def plot(figures: Figures, out_dir: Path) -> Path:
         names.append(f"relay, {INTEGRATION}\n(templated, 100 ms)")
         values.append(statistics.median(figures.templated))
         colors.append("#6a3d9a")
+    if figures.ordered:
+        names.append(f"relay, ordered per flag\n({ORDERED_FLAGS} flags, 100 ms)")
+        values.append(statistics.median(figures.ordered))
+        colors.append("#33a02c")
     bars.bar(names, values, color=colors)
     bars.axhline(TARGET_RATE, color="green", linestyle="--", label="target 1,000/s")
     for x, value in enumerate(values):
@@ -638,7 +860,10 @@ def _svg(figures: Figures, path: Path) -> Path:
         values.append(("naive", statistics.median(figures.naive)))
     if figures.templated:
         values.append((INTEGRATION, statistics.median(figures.templated)))
+    if figures.ordered:
+        values.append((ORDERED, statistics.median(figures.ordered)))
     top = max(v for _, v in values)
+    width = 60 + 120 * len(values)
     rects = "".join(
         f'<rect x="{40 + i * 120}" y="{260 - 220 * v / top:.0f}" width="80" '
         f'height="{220 * v / top:.0f}" fill="#2b7bba"/>'
@@ -646,7 +871,7 @@ def _svg(figures: Figures, path: Path) -> Path:
         for i, (name, v) in enumerate(values)
     )
     path.write_text(
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="540" height="300">{rects}</svg>'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="300">{rects}</svg>'
     )
     return path
 
@@ -667,12 +892,17 @@ def main() -> None:
     parser.add_argument(
         "--skip-integration", action="store_true", help="no templated phase, no render cost"
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument(
+        "--skip-ordered", action="store_true", help="no phase ordered per flag (issue 15)"
+    )
+    parser.add_argument("--out", type=Path, default=BENCH.parent / "docs")
     arguments = parser.parse_args()
     figures = run(arguments)
     lines = report(figures)
     print("\n".join(lines))
     print(f"plot: {plot(figures, arguments.out)}")
+    if figures.violated:
+        sys.exit("the order per flag was violated: see above")
 
 
 if __name__ == "__main__":
