@@ -280,6 +280,12 @@ def _finish_args(result: Finish, *, limited: bool) -> scripts.FinishArgs:
     )
 
 
+def release_fanned_out(client: Redis, *, now_ms: int) -> list[str]:
+    """Ordered heads that waited for earlier events' fan-out and may go now: due now, to
+    enqueue (claim.lua holds a head while an earlier event is still in the outbox)."""
+    return scripts.release_fanned_out(client, now_ms=now_ms)
+
+
 def take_due(client: Redis, *, now_ms: int, requeue_ms: int, limit: int) -> list[str]:
     """Deliveries due now; each is due again `requeue_ms` later unless a worker claims it."""
     return scripts.take_due(client, now_ms=now_ms, requeue_at_ms=now_ms + requeue_ms, limit=limit)

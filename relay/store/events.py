@@ -274,7 +274,10 @@ def remove_from_outbox(client: Redis, *, ids: Iterable[int]) -> None:
     members = list(ids)
     if members:
         with translate_errors():
-            client.zrem(keys.OUTBOX, *members)
+            pipe = client.pipeline(transaction=True)
+            pipe.zrem(keys.OUTBOX, *members)
+            pipe.zrem(keys.OUTBOX_IDS, *members)
+            pipe.execute()
 
 
 def ids_of(members: Iterable[Any]) -> list[int]:

@@ -58,6 +58,10 @@ Operations
     relay:source:{name}:cursor         [string] newest producer event id pulled
     relay:source:{name}:status         [hash]   last pull: at, success at, error at, error
     relay:lock:{name}                  [string] short lock (SET NX PX)
+    relay:outbox:ids                   [zset] event ids not fanned out yet, by id
+    relay:ordered:fanout-wait          [zset] ordered heads waiting for an earlier fan-out
+    relay:sub:{id}:order:{key}         [zset] an ordering key's deliveries, by event id
+    relay:sub:{id}:orders              [set] a subscription's ordering keys with deliveries
 """
 
 from __future__ import annotations
@@ -68,6 +72,10 @@ EVENT_SEQ = f"{PREFIX}seq:event"
 EVENTS_ALL = f"{PREFIX}events:all"
 EVENTS_TIME = f"{PREFIX}events:time"
 OUTBOX = f"{PREFIX}outbox"
+# the outbox's event ids by id: the lowest one not fanned out yet, for ordered deliveries
+OUTBOX_IDS = f"{PREFIX}outbox:ids"
+# ordered heads waiting for every earlier event's fan-out (score: their event id)
+FANOUT_WAIT = f"{PREFIX}ordered:fanout-wait"
 
 SUBS = f"{PREFIX}subs"
 SUBS_VERSION = f"{PREFIX}subs:version"

@@ -47,7 +47,7 @@ def _trim_batch(client: Redis, *, older_than_ms: int, batch: int) -> int:
     with translate_errors():
         pipe = client.pipeline(transaction=True)
         pipe.delete(*[keys.event(i) for i in ids])
-        for key in (keys.EVENTS_ALL, keys.EVENTS_TIME, keys.OUTBOX):
+        for key in (keys.EVENTS_ALL, keys.EVENTS_TIME, keys.OUTBOX, keys.OUTBOX_IDS):
             pipe.zrem(key, *ids)
         for key, members_of_key in by_index.items():
             pipe.zrem(key, *members_of_key)

@@ -76,7 +76,13 @@ def _register(name: str, *, uses: Sequence[str] = ()) -> LuaScript:
 # --- events (relay/store/events.py) ------------------------------------------------------
 
 _RECORD: Final = _register("record")
-_RECORD_KEYS: Final = (keys.EVENT_SEQ, keys.EVENTS_ALL, keys.EVENTS_TIME, keys.OUTBOX)
+_RECORD_KEYS: Final = (
+    keys.EVENT_SEQ,
+    keys.EVENTS_ALL,
+    keys.EVENTS_TIME,
+    keys.OUTBOX,
+    keys.OUTBOX_IDS,
+)
 _RECORD_PREFIXES: Final = (keys.event(""), keys.dedupe("", "")[:-1], keys.token(""))
 
 
@@ -302,6 +308,7 @@ _CLAIM: Final = _register("claim", uses=["admit"])
 _FINISH: Final = _register("finish", uses=["promote"])
 _WAKE: Final = _register("wake", uses=["promote"])
 _TAKE_DUE: Final = _register("take_due")
+_RELEASE_FANNED_OUT: Final = _register("release_fanned_out")
 _REVIVE: Final = _register("revive")
 
 
@@ -373,6 +380,7 @@ def claim(
     args: list[Arg] = [now_ms, lease_until_ms, cap, len(positions), *positions]
     for delivery_id, sub_id in deliveries:
         args += [delivery_id, positions.get(sub_id, 0)]
+    args += [keys.OUTBOX_IDS, keys.FANOUT_WAIT]  # read by ordered heads (claim.lua)
     flat, unknown = _CLAIM(client, script_keys, args)
     return list(flat), list(unknown)
 
@@ -420,6 +428,14 @@ def wake(
         script_keys += _slot_keys(sub_id)
         args += [sub_id, 1 if release else 0]
     ids: list[str] = _WAKE(client, script_keys, args)
+    return ids
+
+
+def release_fanned_out(client: Redis, *, now_ms: int) -> list[str]:
+    """release_fanned_out.lua: the ordered heads whose earlier events are all fanned out."""
+    ids: list[str] = _RELEASE_FANNED_OUT(
+        client, [keys.OUTBOX_IDS, keys.FANOUT_WAIT, keys.DUE], [now_ms]
+    )
     return ids
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from relay.store import deliveries, keys, subscription_status, subscriptions, tokens
+from relay.store import deliveries, events, keys, subscription_status, subscriptions, tokens
 from relay.store.client import Redis
 from relay.store.deliveries import DeliveryKind, DeliveryState, Finish, Limits, NewDelivery
 from relay.store.tokens import Role
-from tests.support import subscribe
+from tests.support import subscribe, unleash_event
 
 NOW = 1_800_000_000_000
 LEASE = 60_000
@@ -166,3 +166,28 @@ def test_status_shows_the_keys_held_back_to_writers_and_readers(
         }
     ]
     assert read["heldBack"][0]["head"] == a1 and "headReason" not in read["heldBack"][0]
+
+
+def test_a_later_event_waits_for_an_earlier_events_fan_out(redis_client: Redis) -> None:
+    """Fan-outs run concurrently: the later event's delivery exists first. It does not go
+    while the earlier event is still in the outbox; once that one is fanned out, the
+    earlier delivery is the head and goes first."""
+    # given: two recorded events of one flag, the later one fanned out first
+    sub_id = subscribe(redis_client)
+    early, late = events.record_events(
+        redis_client,
+        events=[unleash_event(featureName="a"), unleash_event(featureName="a")],
+        source="t",
+    )
+    [late_id] = pending(redis_client, sub_id, (late, "flag:p/a"))
+    events.remove_from_outbox(redis_client, ids=[late])
+    # when: the later one is claimed while the earlier is not fanned out
+    assert claim(redis_client, [late_id]) == []
+    assert deliveries.release_fanned_out(redis_client, now_ms=NOW) == []
+    # when: the earlier one is fanned out
+    [early_id] = pending(redis_client, sub_id, (early, "flag:p/a"))
+    events.remove_from_outbox(redis_client, ids=[early])
+    released = deliveries.release_fanned_out(redis_client, now_ms=NOW + 1)
+    # then: the later one is released, but the earlier goes first
+    assert released == [late_id]
+    assert claim(redis_client, [late_id, early_id], at=NOW + 2) == [early_id]

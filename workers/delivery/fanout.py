@@ -103,6 +103,8 @@ def fan_out(
     telemetry.fanned_out(client, event_ids=ids, delivery_ids=created)
     # only now: the deliveries are stored, and due again after a lease if the enqueue was lost
     events.remove_from_outbox(client, ids=ids)
+    # ordered heads that waited for these events' fan-out may go now
+    enqueue(deliveries.release_fanned_out(client, now_ms=now_ms))
     return FanoutResult(delivery_ids=created, event_ids=ids)
 
 

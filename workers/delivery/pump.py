@@ -42,6 +42,9 @@ def pump(
     total = wake(
         client, settings=settings, enqueue=enqueue, cache=cache, now_ms=int(started * 1000)
     )
+    # ordered heads whose earlier events' fan-out ended without releasing them (a lost
+    # fan-out the sweep healed): due now, taken below
+    deliveries.release_fanned_out(client, now_ms=int(started * 1000))
     while clock() - started < PUMP_BUDGET_S:
         ids = deliveries.take_due(
             client,

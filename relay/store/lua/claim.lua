@@ -13,7 +13,11 @@
 -- An ordered delivery (its record names its ordering key's list, create_deliveries.lua)
 -- goes only as the list's head: behind an unfinished one it leaves the due set and waits
 -- in the list until finishing the head lets it go (finish.lua). A head whose record is
--- gone or finished is dropped from the list, so it never holds the key.
+-- gone or finished is dropped from the list, so it never holds the key. A head goes only
+-- once every earlier event is fanned out (none below it in the outbox): fan-outs run
+-- concurrently, and an earlier event's delivery may not exist yet. Until then it waits in
+-- the fan-out wait set, which each fan-out (and the pump) releases (release_fanned_out.lua).
+-- ARGV ends with the outbox-by-id key and the fan-out wait key.
 
 local function held(id, key, order)
   if not order or order == '' or not redis.call('ZSCORE', order, id) then return false end
@@ -28,6 +32,16 @@ local function held(id, key, order)
   return true
 end
 
+local outbox_ids, fanout_wait = ARGV[#ARGV - 1], ARGV[#ARGV]
+
+-- the event id of an ordered head whose earlier events are not all fanned out yet
+local function unfanned_before(order, event)
+  if not order or order == '' or not event or event == '' then return nil end
+  local low = redis.call('ZRANGE', outbox_ids, 0, 0)[1]
+  if low and tonumber(low) < tonumber(event) then return tonumber(event) end
+  return nil
+end
+
 local now, lease_until, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local subs = tonumber(ARGV[4])
 local out, unknown = {}, {}
@@ -36,7 +50,7 @@ for i = 0, (#KEYS - 3 - 3 * subs) - 1 do
   local id, s = ARGV[5 + subs + 2 * i], tonumber(ARGV[6 + subs + 2 * i])
   local sub = s > 0 and ARGV[4 + s] or ''
   local inflight, waiting, status = KEYS[1 + 3 * s], KEYS[2 + 3 * s], KEYS[3 + 3 * s]
-  local f = redis.call('HMGET', key, 'state', 'next', 'kind', 'sub', 'order')
+  local f = redis.call('HMGET', key, 'state', 'next', 'kind', 'sub', 'order', 'event')
   local state = f[1]
   if state ~= 'pending' and state ~= 'failed' then
     -- missing or terminal: a duplicate task or a stale queue entry; nothing to do
@@ -47,6 +61,9 @@ for i = 0, (#KEYS - 3 - 3 * subs) - 1 do
     unknown[#unknown + 1] = id
   elseif held(id, key, f[5]) then
     redis.call('ZREM', KEYS[1], id)
+  elseif unfanned_before(f[5], f[6]) then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', fanout_wait, tonumber(f[6]), id)
   elseif tonumber(f[2] or 0) <= now then
     local held = redis.call('ZSCORE', KEYS[2], id)
     if not held or tonumber(held) <= now then

@@ -6,7 +6,7 @@
 -- dispatching commands. The document is `{"id":N,` + the event's fields + `,"source":S}`,
 -- so the script parses no JSON.
 --
--- KEYS: 1 event sequence, 2 all events index, 3 time index, 4 outbox
+-- KEYS: 1 event sequence, 2 all events index, 3 time index, 4 outbox, 5 outbox by id
 -- ARGV: 1 event key prefix, 2 dedupe key prefix, 3 token key prefix, 4 dedupe TTL ms,
 --       5 now ms, 6 " <allowed roles> " (space-separated, padded),
 --       then per request: its event count, its token's hash key ('' = the caller checked
@@ -127,6 +127,7 @@ if #fresh > 0 then
   chunked('ZADD', KEYS[2], all)
   chunked('ZADD', KEYS[3], times)
   chunked('ZADD', KEYS[4], outbox)
+  chunked('ZADD', KEYS[5], all)
   for key, values in pairs(groups) do chunked('ZADD', key, values) end
 end
 
