@@ -63,6 +63,11 @@ class StoreUnavailableError(StoreError):
     """Redis cannot be reached."""
 
 
+class NotReplicatedError(StoreUnavailableError):
+    """A write the primary holds that fewer replicas than required confirmed in time
+    (RELAY_REDIS_MIN_REPLICAS): it may be lost in a failover, so it is not reported done."""
+
+
 class ApiError(RelayError):
     """An error with a status, a code and a message for the client."""
 

@@ -7,8 +7,9 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -29,6 +30,15 @@ def parse_duration(text: str | float | int) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+def sentinel_address(text: str) -> tuple[str, int]:
+    """(host, port) of a sentinel's `host:port` (`[v6]:port` for an IPv6 address)."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not a sentinel's host:port: {text!r}")
+    return host, int(port)
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -42,6 +52,32 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         default=None, description="Redis URL; unset means `relay up` starts the embedded one"
+    )
+    # Sentinel, in place of a URL: the current primary is asked of the sentinels at each
+    # (re)connect, so every process follows a failover without a restart
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="sentinels as `host:port,host:port`; replaces the URL"
+    )
+    redis_sentinel_master: str = Field(default="relay", description="the sentinels' service name")
+    redis_sentinel_password: str | None = Field(
+        default=None, description="the sentinels' own AUTH password, when they require one"
+    )
+    redis_username: str | None = Field(default=None, description="Redis ACL user (data nodes)")
+    redis_password: str | None = Field(
+        default=None, description="Redis AUTH password (data nodes); a URL's own wins"
+    )
+    redis_db: int = Field(default=0, ge=0, description="database number with sentinels")
+    redis_tls: bool = Field(default=False, description="TLS to Redis and sentinels (= rediss://)")
+    redis_tls_ca_file: Path | None = Field(default=None, description="CA bundle to verify Redis")
+    redis_tls_cert_file: Path | None = Field(default=None, description="client certificate")
+    redis_tls_key_file: Path | None = Field(default=None, description="client certificate's key")
+    redis_min_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="replicas that must hold an acknowledged write (Redis WAIT); else 503",
+    )
+    redis_replica_timeout: Annotated[float, NoDecode] = Field(
+        default=1.0, gt=0, le=60, description="how long a write waits for those replicas"
     )
     admin_token: str | None = Field(default=None, description="bootstrap admin token")
     data_dir: Path = Field(default=Path(".relay"), description="embedded Redis data, tokens")
@@ -137,7 +173,12 @@ class Settings(BaseSettings):
         return items
 
     @field_validator(
-        "disable_after", "auth_failure_window", "header_timeout", "body_timeout", mode="before"
+        "disable_after",
+        "auth_failure_window",
+        "header_timeout",
+        "body_timeout",
+        "redis_replica_timeout",
+        mode="before",
     )
     @classmethod
     def _parse_durations(cls, value: object) -> object:
@@ -152,6 +193,24 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(f"{problem}, or unset")
         return value
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _parse_sentinels(cls, value: object) -> object:
+        items = _split_csv(value)
+        if isinstance(items, list):
+            for item in items:
+                sentinel_address(str(item))  # raises on a malformed one
+        return items
+
+    @model_validator(mode="after")
+    def _one_redis(self) -> Settings:
+        if self.redis_url and self.redis_sentinels:
+            raise ValueError(
+                "RELAY_REDIS_URL and RELAY_REDIS_SENTINELS are both set: set one "
+                "(with sentinels, the primary is asked of them)"
+            )
+        return self
 
     @field_validator("critical_environments", mode="before")
     @classmethod
@@ -171,11 +230,67 @@ class Settings(BaseSettings):
     def critical_set(self) -> frozenset[str]:
         return frozenset(self.critical_environments)
 
+    @property
+    def has_redis(self) -> bool:
+        """Whether a Redis is configured (a URL or sentinels); else only `relay up` runs."""
+        return bool(self.redis_url or self.redis_sentinels)
+
+    def require_redis(self) -> None:
+        """A clear error for the commands that need a Redis when none is configured."""
+        if not self.has_redis:
+            raise RuntimeError(
+                "neither RELAY_REDIS_URL nor RELAY_REDIS_SENTINELS is set "
+                "(only `relay up` starts Redis itself)"
+            )
+
     def require_redis_url(self) -> str:
-        """The Redis URL, or a clear error for the commands that need one."""
+        """The Redis URL (tools and tests that connect to one server), or a clear error."""
         if not self.redis_url:
             raise RuntimeError("RELAY_REDIS_URL is not set (only `relay up` starts Redis itself)")
         return self.redis_url
+
+    @property
+    def redis_uses_tls(self) -> bool:
+        return self.redis_tls or (self.redis_url or "").startswith("rediss://")
+
+    def redis_tls_options(self) -> dict[str, str | None]:
+        """redis-py's (and kombu's) `ssl_*` connection options; {} without TLS."""
+        if not self.redis_uses_tls:
+            return {}
+        return {
+            "ssl_cert_reqs": "required",
+            "ssl_ca_certs": _text_or_none(self.redis_tls_ca_file),
+            "ssl_certfile": _text_or_none(self.redis_tls_cert_file),
+            "ssl_keyfile": _text_or_none(self.redis_tls_key_file),
+        }
+
+    def broker_url(self) -> str | None:
+        """The Celery broker: the Redis URL, or kombu's `sentinel://` list (each sentinel
+        with the data nodes' credentials, which kombu gives the primary's connections)."""
+        if not self.redis_sentinels:
+            return self.redis_url
+        auth = ""
+        if self.redis_password is not None:
+            auth = f"{quote(self.redis_username or '', safe='')}:"
+            auth += f"{quote(self.redis_password, safe='')}@"
+        return ";".join(
+            f"sentinel://{auth}{address}/{self.redis_db}" for address in self.redis_sentinels
+        )
+
+    def broker_transport_options(self) -> dict[str, object]:
+        """kombu's transport options for the broker (the sentinels' service and AUTH)."""
+        if not self.redis_sentinels:
+            return {}
+        sentinel_kwargs: dict[str, object] = {"socket_connect_timeout": 5, "socket_timeout": 5}
+        if self.redis_sentinel_password is not None:
+            sentinel_kwargs["password"] = self.redis_sentinel_password
+        if self.redis_uses_tls:
+            sentinel_kwargs.update(ssl=True, **self.redis_tls_options())
+        return {"master_name": self.redis_sentinel_master, "sentinel_kwargs": sentinel_kwargs}
+
+
+def _text_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def is_well_formed_token(token: str) -> bool:

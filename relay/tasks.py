@@ -25,6 +25,21 @@ RETENTION = "relay.retention"
 DELIVER_BATCH = 50
 
 
+def broker_settings(settings: Settings) -> dict[str, Any]:
+    """Celery's broker configuration for the settings' Redis (a URL or the sentinels), for
+    the workers' app (workers/celery_app.py) and the producers' alike."""
+    options: dict[str, Any] = {
+        # tasks are short; a task unacked this long is redelivered (idempotent by design)
+        "broker_transport_options": {
+            "visibility_timeout": 600,
+            **settings.broker_transport_options(),
+        }
+    }
+    if settings.redis_uses_tls:
+        options["broker_use_ssl"] = settings.redis_tls_options()
+    return options
+
+
 class Producer:
     """Sends tasks by name to one broker over a pool of connections kept until `close`.
 
@@ -35,8 +50,9 @@ class Producer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         # a bare app: sending by name needs no task code and no worker configuration. It
-        # connects at the first send, which needs RELAY_REDIS_URL (an app may start without)
-        self._app = Celery("relay-producer", broker=settings.redis_url, set_as_current=False)
+        # connects at the first send, which needs a Redis (an app may start without)
+        self._app = Celery("relay-producer", broker=settings.broker_url(), set_as_current=False)
+        self._app.conf.update(broker_settings(settings))
 
     def fanout(self, event_ids: Sequence[int]) -> None:
         """Ask a worker to fan out these recorded events."""
@@ -50,7 +66,7 @@ class Producer:
             self._send(DELIVER, ids[start : start + DELIVER_BATCH])
 
     def _send(self, name: str, ids: list[Any]) -> None:
-        self._settings.require_redis_url()  # raises when there is no broker to send to
+        self._settings.require_redis()  # raises when there is no broker to send to
         self._app.send_task(name, args=[ids])
 
     def close(self) -> None:

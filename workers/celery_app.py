@@ -19,7 +19,7 @@ from relay import tasks
 from relay.errors import StoreError
 from relay.settings import Settings, get_settings
 from relay.store import heartbeats
-from relay.store.client import connect
+from relay.store.client import open_redis
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ HEARTBEAT_EVERY = 5.0
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app on the settings' Redis (broker only: results are off)."""
-    app = Celery("relay", broker=settings.redis_url, include=TASK_MODULES)
+    app = Celery("relay", broker=settings.broker_url(), include=TASK_MODULES)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -38,8 +38,7 @@ def create_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         worker_prefetch_multiplier=4,
         broker_connection_retry_on_startup=True,
-        # tasks are short; a task unacked this long is redelivered (idempotent by design)
-        broker_transport_options={"visibility_timeout": 600},
+        **tasks.broker_settings(settings),
         worker_hijack_root_logger=False,
         timezone="UTC",
         beat_schedule=_beat_schedule(settings),
@@ -89,8 +88,8 @@ app = create_celery(get_settings())  # the settings are read here, once per proc
 _stop_heartbeat = threading.Event()
 
 
-def _heartbeat_loop(name: str, url: str) -> None:
-    client = connect(url)
+def _heartbeat_loop(name: str, settings: Settings) -> None:
+    client = open_redis(settings)
     while not _stop_heartbeat.is_set():
         try:
             heartbeats.beat(client, worker=name)
@@ -116,11 +115,11 @@ def _tune_gc(**_: Any) -> None:
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     settings = settings_of(app)
-    if not settings.redis_url:
+    if not settings.has_redis:
         return
     name = getattr(sender, "hostname", None) or socket.gethostname()
     threading.Thread(
-        target=_heartbeat_loop, args=(name, settings.redis_url), name="relay-heartbeat", daemon=True
+        target=_heartbeat_loop, args=(name, settings), name="relay-heartbeat", daemon=True
     ).start()
 
 

@@ -28,7 +28,7 @@ from celery.signals import (
 
 from relay.integrations.catalog import load_catalog
 from relay.settings import Settings
-from relay.store.client import Redis, connect
+from relay.store.client import Redis, open_redis
 from workers.delivery.sender import LoopSender
 from workers.delivery.subscription_cache import SubscriptionCache
 
@@ -42,7 +42,7 @@ class WorkerRuntime:
         # in the order they depend on each other; `close` undoes it backwards
         self.settings = settings
         self.catalog = load_catalog(settings)  # first: a bad manifest stops the start
-        self.redis: Redis = connect(settings.require_redis_url())
+        self.redis: Redis = open_redis(settings)
         self.subscriptions = SubscriptionCache(critical_environments=settings.critical_set)
         self.sender = LoopSender(settings)
 

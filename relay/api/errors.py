@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,13 +15,17 @@ from relay.errors import (
     ApiError,
     FieldProblem,
     InvalidRequestError,
+    NotReplicatedError,
     RateLimitedError,
     StoreError,
     StoreUnavailableError,
     problems_from_validation,
 )
+from relay.observability.metrics import UNREPLICATED_WRITES
 
 log = logging.getLogger(__name__)
+
+INGEST_PATH: Final = "/api/events"
 
 _STATUS_CODES = {
     400: "invalid_request",
@@ -79,10 +83,23 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message, errors), exc.status_code, exc.headers)
 
 
+_RETRY_SOON: Final = {"Retry-After": "2"}
+
+
 async def _store_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("store error on %s %s: %s", request.method, request.url.path, exc)
+    if isinstance(exc, NotReplicatedError):
+        write = "ingest" if request.url.path == INGEST_PATH else "subscription-change"
+        UNREPLICATED_WRITES.labels(write).inc()
+        message = (
+            "the primary holds the write, but fewer replicas than required confirmed it "
+            "in time, so a failover could lose it; check, then retry"
+        )
+        return JSONResponse(error_body("service_unavailable", message), 503, _RETRY_SOON)
     if isinstance(exc, StoreUnavailableError):
-        return JSONResponse(error_body("service_unavailable", "storage is unavailable"), 503)
+        # Redis restarting or switching primaries: a failover takes seconds
+        message = "storage is unavailable; retry"
+        return JSONResponse(error_body("service_unavailable", message), 503, _RETRY_SOON)
     return JSONResponse(error_body("internal_error", "storage error"), 500)
 
 

@@ -21,7 +21,7 @@ from relay.ingest.fanout_notifier import FanoutSender
 from relay.ingest.writer import IngestWriter, dedupe_ttl_ms
 from relay.integrations.catalog import load_catalog
 from relay.settings import Settings
-from relay.store.client import Redis, connect
+from relay.store.client import Redis, open_redis
 
 
 class ApiRuntime:
@@ -32,7 +32,7 @@ class ApiRuntime:
         self.settings = settings
         self.catalog = load_catalog(settings)  # first: a bad manifest stops the start
         self._owns_redis = redis is None  # a client handed in (tests) stays its owner's
-        self.redis: Redis = redis if redis is not None else connect(settings.require_redis_url())
+        self.redis: Redis = redis if redis is not None else open_redis(settings)
         self.off_loop = OffLoop()
         self.producer = tasks.Producer(settings)
         self.fanout = FanoutSender(settings, publish=self._publish_fanout)

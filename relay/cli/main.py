@@ -41,7 +41,7 @@ from relay.observability.logs import configure_logging
 from relay.observability.metrics import MULTIPROCESS_ENV
 from relay.settings import Settings, parse_duration, settings_problems
 from relay.store import sources, subscriptions, tokens
-from relay.store.client import Redis, connect
+from relay.store.client import Redis, open_redis
 from relay.store.tokens import Role
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -76,10 +76,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """The API alone (uvicorn), against RELAY_REDIS_URL."""
-    url = _required_redis_url(settings, "serve")
+    _require_redis(settings, "serve")
     configure_logging(settings.log_level, component="api")
     _check_integrations(settings)
-    warn_if_not_durable(url)
+    warn_if_not_durable(settings)
     if args.workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
         # several API processes: each scrape must see all of them, through shared files
         os.environ[MULTIPROCESS_ENV] = str(fresh_metrics_dir(settings.data_dir))
@@ -90,10 +90,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """A Celery worker alone, against RELAY_REDIS_URL; extra arguments go to celery."""
-    url = _required_redis_url(settings, "worker")
+    _require_redis(settings, "worker")
     configure_logging(settings.log_level, component="worker")
     _check_integrations(settings)
-    warn_if_not_durable(url)
+    warn_if_not_durable(settings)
     celery_app = _celery_app()
     # WORKER_ARGS is what follows `celery -A workers.celery_app`: `worker` and its options
     worker_args: list[str] = list(getattr(celery_app, "WORKER_ARGS", DEFAULT_WORKER_ARGS))
@@ -105,7 +105,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
     """The beat schedule alone (run exactly one per deployment), against RELAY_REDIS_URL."""
-    _required_redis_url(settings, "beat")
+    _require_redis(settings, "beat")
     configure_logging(settings.log_level, component="beat")
     schedule: Path = args.schedule or settings.data_dir / BEAT_SCHEDULE_FILE
     schedule.parent.mkdir(parents=True, exist_ok=True)
@@ -187,9 +187,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Re-send a createdAt range's events the subscription's policy includes, as new deliveries."""
-    url = _redis_url(args, settings)
-    settings = settings.model_copy(update={"redis_url": url})
-    client = connect(url)
+    settings = _with_redis(args, settings)
+    client = open_redis(settings)
     record = subscriptions.get_subscription(client, sub_id=args.subscription)
     if record is None:
         raise NotFoundError(f"no subscription {args.subscription}")
@@ -357,23 +356,29 @@ def _check_integrations(settings: Settings) -> None:
         raise UsageError(f"integration manifest {exc}") from exc
 
 
-def _required_redis_url(settings: Settings, command: str) -> str:
-    if not settings.redis_url:
+def _require_redis(settings: Settings, command: str) -> None:
+    if not settings.has_redis:
         raise UsageError(
             f"RELAY_REDIS_URL is not set: `relay {command}` runs against an existing Redis "
-            "(e.g. RELAY_REDIS_URL=redis://localhost:6379/0), or use `relay up` for everything"
+            "(e.g. RELAY_REDIS_URL=redis://localhost:6379/0, or RELAY_REDIS_SENTINELS), "
+            "or use `relay up` for everything"
         )
-    return settings.redis_url
 
 
 def _admin_client(args: argparse.Namespace, settings: Settings) -> Redis:
-    """RELAY_REDIS_URL, else the embedded Redis of a `relay up` running on the data dir."""
-    return connect(_redis_url(args, settings))
+    """RELAY_REDIS_URL or the sentinels' primary, else the embedded Redis of a `relay up`
+    running on the data dir."""
+    return open_redis(_with_redis(args, settings))
 
 
-def _redis_url(args: argparse.Namespace, settings: Settings) -> str:
-    if settings.redis_url:
-        return settings.redis_url
+def _with_redis(args: argparse.Namespace, settings: Settings) -> Settings:
+    """`settings`, or, with no Redis configured, with the URL of a running `relay up`."""
+    if settings.has_redis:
+        return settings
+    return settings.model_copy(update={"redis_url": _embedded_redis_url(args, settings)})
+
+
+def _embedded_redis_url(args: argparse.Namespace, settings: Settings) -> str:
     url_file = (args.data_dir or settings.data_dir) / REDIS_URL_FILE
     # a file left by a killed `relay up` names a port anyone may listen on now: only the
     # lock, held by every process of a live `relay up`, says its Redis is still there

@@ -35,7 +35,7 @@ from relay.cli.embedded_redis import (
 from relay.cli.supervisor import Child, Supervisor, spawn
 from relay.errors import StoreError
 from relay.settings import Settings, admin_token_problem
-from relay.store.client import check_durability, connect
+from relay.store.client import check_durability, open_redis
 from relay.store.tokens import generate_secret
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,12 @@ def child_commands(host: str, port: int, data_dir: Path) -> dict[str, list[str]]
     }
 
 
-def child_environment(redis_url: str, token: str, data_dir: Path) -> dict[str, str]:
-    """This process's environment plus what every child needs to find Redis and auth."""
+def child_environment(redis_url: str | None, token: str, data_dir: Path) -> dict[str, str]:
+    """This process's environment plus what every child needs to find Redis and auth (no
+    URL: the children read the sentinels from the same environment)."""
     return {
         **os.environ,
-        "RELAY_REDIS_URL": redis_url,
+        **({"RELAY_REDIS_URL": redis_url} if redis_url else {}),
         "RELAY_ADMIN_TOKEN": token,
         "RELAY_DATA_DIR": str(data_dir),
         # API and worker write their metrics there; a scrape of the API merges them
@@ -130,9 +131,7 @@ def run_up(settings: Settings, *, host: str, port: int, data_dir: Path) -> None:
         ]
         supervisor = Supervisor([*redis_children, *apps])
         stopped = threading.Event()
-        banner = _banner(
-            host, port, token, redis_url, embedded=bool(redis_children), data_dir=data_dir
-        )
+        banner = _banner(host, port, token, _redis_line(settings, redis_url, data_dir))
         threading.Thread(
             target=_announce_when_up, args=(base_url(host, port), banner, stopped), daemon=True
         ).start()
@@ -144,10 +143,11 @@ def run_up(settings: Settings, *, host: str, port: int, data_dir: Path) -> None:
     log.info("relay stopped")
 
 
-def _redis(settings: Settings, data_dir: Path, lock_fd: int) -> tuple[list[Child], str]:
-    """The embedded Redis as a supervised child, or none when RELAY_REDIS_URL is given."""
-    if settings.redis_url:
-        warn_if_not_durable(settings.redis_url)
+def _redis(settings: Settings, data_dir: Path, lock_fd: int) -> tuple[list[Child], str | None]:
+    """The embedded Redis as a supervised child and its URL; none when RELAY_REDIS_URL or
+    RELAY_REDIS_SENTINELS is given (the children find it in the same variables)."""
+    if settings.has_redis:
+        warn_if_not_durable(settings)
         return [], settings.redis_url
     port, password = free_port(), secrets.token_urlsafe(32)
     # a restart reuses the directory, port and password: Redis reloads its AOF, clients
@@ -163,10 +163,14 @@ def _redis(settings: Settings, data_dir: Path, lock_fd: int) -> tuple[list[Child
     return [child], url
 
 
-def warn_if_not_durable(url: str) -> None:
-    """Log a warning when the Redis at `url` can lose acknowledged data (AOF off, eviction)."""
+def warn_if_not_durable(settings: Settings) -> None:
+    """Log a warning when the settings' Redis can lose acknowledged data (AOF off, eviction)."""
     try:
-        check_durability(connect(url))  # logs each warning itself
+        client = open_redis(settings)
+        try:
+            check_durability(client)  # logs each warning itself
+        finally:
+            client.close()
     except StoreError as exc:
         log.warning("could not check Redis durability settings: %s", exc)
 
@@ -211,20 +215,27 @@ def _require_free_port(host: str, port: int) -> None:
             raise StackError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _banner(
-    host: str, port: int, token: AdminToken, redis_url: str, *, embedded: bool, data_dir: Path
-) -> str:
+def _banner(host: str, port: int, token: AdminToken, redis_line: str) -> str:
     url = base_url(host, port)
-    where = f"embedded; data and AOF in {data_dir}" if embedded else "RELAY_REDIS_URL"
     return "\n".join(
         [
             "relay is up",
             f"  API          {url}  (docs: {url}/docs)",
             f"  admin token  {_shown_token(token)}",
-            f"  Redis        {without_password(redis_url)}  ({where})",
+            f"  Redis        {redis_line}",
             "Press Ctrl-C to stop.",
         ]
     )
+
+
+def _redis_line(settings: Settings, redis_url: str | None, data_dir: Path) -> str:
+    """Which Redis the children use, without its password."""
+    if settings.redis_sentinels:
+        sentinels = ", ".join(settings.redis_sentinels)
+        return f"primary of {settings.redis_sentinel_master!r} via sentinels {sentinels}"
+    assert redis_url is not None
+    where = "RELAY_REDIS_URL" if settings.redis_url else f"embedded; data and AOF in {data_dir}"
+    return f"{without_password(redis_url)}  ({where})"
 
 
 def _shown_token(token: AdminToken) -> str:

@@ -12,7 +12,8 @@ answer of the last (batches of 100 events: about 18,800 -> 20,500 events/s). The
 runtime (relay/api/runtime.py) owns the process's writer and closes it at shutdown.
 
 Nothing about durability changes: a request is answered only after the script that
-recorded its events has returned, and each request stays all or nothing.
+recorded its events has returned, and each request stays all or nothing. With
+RELAY_REDIS_MIN_REPLICAS, one WAIT per call (not per request) confirms the replicas hold it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import threading
 from collections.abc import Sequence
 from typing import Final
 
-from relay.errors import StoreError
+from relay.errors import NotReplicatedError, StoreError
 from relay.settings import Settings
 from relay.store import events as event_store
-from relay.store.client import Redis
+from relay.store.client import Redis, confirm_replicas
 from relay.store.events import DAY_MS, Recorded, RecordRequest, Refused
 from relay.store.tokens import CAPABILITIES, Capability
 
@@ -88,6 +89,7 @@ class IngestWriter:
                     dedupe_ttl_ms=self._ttl,
                     allowed_roles=INGEST_ROLES,
                 )
+                outcomes = _replicated(self._client, outcomes)
             except Exception as exc:  # StoreError for all of them (503); a bug, 500
                 if not isinstance(exc, StoreError):
                     log.exception("recording %d ingest requests failed", len(group))
@@ -114,6 +116,22 @@ class IngestWriter:
             group.append(waiting)
             events += waiting[0].count
         return group, None
+
+
+def _replicated(
+    client: Redis, outcomes: Sequence[Outcome | BaseException]
+) -> Sequence[Outcome | BaseException]:
+    """The outcomes, once the replicas that the client's write concern asks for hold the
+    recorded events (RELAY_REDIS_MIN_REPLICAS); unconfirmed, each recorded request's outcome
+    is the error (503: the producer sends again, and dedupe by its event ids keeps one)."""
+    if not any(isinstance(outcome, Recorded) for outcome in outcomes):
+        return outcomes
+    try:
+        confirm_replicas(client, what="ingest")
+    except NotReplicatedError as exc:
+        log.warning("%s", exc)
+        return [exc if isinstance(outcome, Recorded) else outcome for outcome in outcomes]
+    return outcomes
 
 
 def _resolve(group: list[_Waiting], outcomes: Sequence[Outcome | BaseException]) -> None:

@@ -94,6 +94,14 @@ PAUSES: Final = Counter(
     "Subscriptions paused (or a pause extended) by a receiver's 429 or 503 with Retry-After",
     registry=REGISTRY,  # without it, a single process's scrape would not show it
 )
+UNREPLICATED_WRITES: Final = Counter(
+    "relay_unreplicated_writes",
+    "Writes the primary holds that fewer replicas than RELAY_REDIS_MIN_REPLICAS confirmed in "
+    "time: ingest and subscription changes answered 503, delivery outcomes (a failover could "
+    "re-send them); by write",
+    ["write"],
+    registry=REGISTRY,
+)
 ATTEMPTS: Final = Counter(
     "relay_delivery_attempts",
     "POSTs to receivers, by the answer's status class (2xx, 4xx, 5xx, or error: no answer)",

@@ -26,7 +26,7 @@ from redis.client import Pipeline
 from relay.clock import now_ms
 from relay.errors import RelayError, StoreError
 from relay.store import keys, scripts, subscription_status
-from relay.store.client import Redis, translate_errors
+from relay.store.client import Redis, confirm_replicas, translate_errors
 
 # how long deliveries are still signed with the secret a change replaced
 SECRET_OVERLAP_MS = 24 * 3600 * 1000
@@ -133,7 +133,8 @@ def create_subscription(
 
     With `max_count`, raises TooManySubscriptionsError when that many are stored already;
     with `max_entries`, TooManyPolicyEntriesError when its policy entries would take those
-    of all subscriptions past it.
+    of all subscriptions past it. Create, update and delete raise NotReplicatedError when
+    the client's write concern is not met (the primary holds the change).
     """
     record = SubscriptionRecord(
         id=secrets.token_hex(12),
@@ -163,6 +164,7 @@ def create_subscription(
             max_per_second=record.max_per_second,
         )
         if answer[0] == 1:
+            confirm_replicas(client, what="subscription created")
             return record
         if answer[0] == 0:
             raise TooManySubscriptionsError(max_count or 0)
@@ -234,9 +236,11 @@ def update_subscription(
     TooManyPolicyEntriesError, nothing written, when the change adds policy entries that
     would take those of all subscriptions past it.
     """
-    return _transact(
+    changed = _transact(
         client, sub_id=sub_id, change=change, turned_off_reason=None, max_entries=max_entries
     )
+    confirm_replicas(client, what="subscription changed")
+    return changed
 
 
 def turn_off(client: Redis, *, sub_id: str, reason: str) -> None:
@@ -251,7 +255,9 @@ def turn_off(client: Redis, *, sub_id: str, reason: str) -> None:
 def delete_subscription(client: Redis, *, sub_id: str) -> bool:
     """Delete a subscription with its status; False if there was none."""
     # a script, so that only a real deletion bumps the version, in the same atomic step
-    return scripts.delete_subscription(client, sub_id=sub_id)
+    deleted = scripts.delete_subscription(client, sub_id=sub_id)
+    confirm_replicas(client, what="subscription deleted")
+    return deleted
 
 
 def policy_entries(statements: list[dict[str, Any]]) -> int:

@@ -7,6 +7,7 @@ the sends of a batch run concurrently on the sender's event loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -14,12 +15,14 @@ from typing import Any
 
 from policies import EventTarget, map_event
 from relay.clock import now_ms
+from relay.errors import StoreError
 from relay.integrations.catalog import WEBHOOK, Catalog
 from relay.integrations.context import audit_entry
 from relay.integrations.render import EventContext, RenderFailure, render_request
+from relay.observability.metrics import UNREPLICATED_WRITES
 from relay.settings import Settings
 from relay.store import deliveries, events
-from relay.store.client import Redis
+from relay.store.client import Redis, confirm_replicas, required_replicas
 from relay.store.deliveries import (
     Attempt,
     Delivery,
@@ -117,7 +120,21 @@ async def deliver_batch(
     subscription_health.circuits_changed(
         opened=settled.opened, closed=settled.closed, settings=settings
     )
+    if required_replicas(client):
+        # off the loop: WAIT takes a replica's round trip, up to the timeout when one is gone
+        await asyncio.to_thread(_confirm_outcomes, client, len(done))
     return done
+
+
+def _confirm_outcomes(client: Redis, count: int) -> None:
+    """Wait for the replicas to hold the batch's outcomes. Unconfirmed, they are recorded
+    all the same (the sends happened): a failover that loses them re-sends those
+    deliveries, which receivers dedupe by webhook-id."""
+    try:
+        confirm_replicas(client, what=f"{count} delivery outcomes")
+    except StoreError as exc:
+        UNREPLICATED_WRITES.labels("delivery-outcome").inc(count)
+        log.warning("%s; a failover now could re-send them", exc)
 
 
 def _dead_notices(

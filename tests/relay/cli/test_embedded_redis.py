@@ -14,6 +14,7 @@ import redis
 
 from relay.cli.embedded_redis import EmbeddedRedis, start_redis
 from relay.cli.up import warn_if_not_durable
+from relay.settings import Settings
 
 # what a local user could do with a Redis that lets them in (rewrite files, load code, leave)
 REFUSED_COMMANDS = [
@@ -81,7 +82,7 @@ def test_durability_is_checked_without_config(
     server: EmbeddedRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The start-up durability check reads INFO, so it works where CONFIG is off."""
-    warn_if_not_durable(server.url)
+    warn_if_not_durable(Settings(redis_url=server.url))
     assert caplog.records == []
 
 

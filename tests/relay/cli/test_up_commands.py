@@ -90,7 +90,7 @@ def test_external_redis_without_aof_or_with_eviction_is_warned_about(
     try:
         # when
         with caplog.at_level(logging.WARNING):
-            warn_if_not_durable(server.url)
+            warn_if_not_durable(Settings(redis_url=server.url))
     finally:
         server.stop()
     # then
@@ -102,7 +102,7 @@ def test_external_redis_without_aof_or_with_eviction_is_warned_about(
 def test_unreachable_redis_is_a_warning_not_a_crash(caplog: pytest.LogCaptureFixture) -> None:
     """When the durability check cannot reach Redis, it says so and lets startup go on."""
     with caplog.at_level(logging.WARNING):
-        warn_if_not_durable(f"redis://127.0.0.1:{free_port()}/0")
+        warn_if_not_durable(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     assert "could not check Redis durability" in caplog.text
 
 
