@@ -26,7 +26,7 @@ from redis.retry import Retry
 from relay.api.app import create_app
 from relay.cli.embedded_redis import free_port, start_redis
 from relay.settings import Settings
-from relay.store.client import Redis, connect
+from relay.store.client import Redis, connect, open_redis
 from tests.support import serve_in_thread
 
 ADMIN_TOKEN = "test-admin-token"
@@ -314,7 +314,7 @@ class WorkerLauncher:
             )
         worker = WorkerProcess(process, log)
         self.started.append(worker)
-        _wait_for_heartbeat(settings.require_redis_url(), name, worker, timeout)
+        _wait_for_heartbeat(settings, name, worker, timeout)
         return worker
 
     def stop_all(self) -> None:
@@ -339,10 +339,12 @@ def start_module_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
     launcher.stop_all()
 
 
-def _wait_for_heartbeat(url: str, name: str, worker: WorkerProcess, timeout: float) -> None:
+def _wait_for_heartbeat(
+    settings: Settings, name: str, worker: WorkerProcess, timeout: float
+) -> None:
     from relay.store import keys
 
-    client = redis.Redis.from_url(url, decode_responses=True)
+    client = open_redis(settings)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
