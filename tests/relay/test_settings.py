@@ -133,3 +133,78 @@ def test_require_redis_url_explains_itself() -> None:
     """Code that needs Redis gets a message naming RELAY_REDIS_URL when it is unset."""
     with pytest.raises(RuntimeError, match="RELAY_REDIS_URL is not set"):
         Settings(redis_url=None).require_redis_url()
+
+
+def test_sentinels_are_read_as_host_port_pairs(tmp_path: Path) -> None:
+    """RELAY_REDIS_SENTINELS takes `host:port` and `[v6]:port`, comma-separated."""
+    settings = _from_env(
+        tmp_path,
+        RELAY_REDIS_SENTINELS="sentinel-1:26379, 10.0.0.2:26380,[::1]:26381",
+        RELAY_REDIS_SENTINEL_MASTER="prod",
+    )
+    assert settings.redis_sentinels == ["sentinel-1:26379", "10.0.0.2:26380", "[::1]:26381"]
+    assert settings.redis_sentinel_master == "prod" and settings.has_redis
+
+
+@pytest.mark.parametrize("bad", ["sentinel-1", "host:", ":26379", "host:port", "host:70000"])
+def test_a_malformed_sentinel_is_refused(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValidationError, match="not a sentinel's host:port"):
+        _from_env(tmp_path, RELAY_REDIS_SENTINELS=f"ok:26379,{bad}")
+
+
+def test_a_url_and_sentinels_together_are_refused(tmp_path: Path) -> None:
+    """Two answers to "which Redis" would leave the processes to guess: one of them."""
+    with pytest.raises(ValidationError, match="both set"):
+        _from_env(tmp_path, RELAY_REDIS_URL="redis://r:6379/0", RELAY_REDIS_SENTINELS="s:26379")
+
+
+def test_the_broker_goes_through_the_sentinels_with_the_data_nodes_credentials() -> None:
+    """kombu's sentinel:// list carries the primary's (quoted) credentials; the sentinels'
+    own password and the service name go in the transport options."""
+    settings = Settings(
+        redis_sentinels=["s1:26379", "s2:26379"],
+        redis_sentinel_master="prod",
+        redis_username="relay",
+        redis_password="p@ss:w/rd",
+        redis_sentinel_password="sentinel-secret",
+        redis_db=2,
+    )
+    assert settings.broker_url() == (
+        "sentinel://relay:p%40ss%3Aw%2Frd@s1:26379/2;sentinel://relay:p%40ss%3Aw%2Frd@s2:26379/2"
+    )
+    options = settings.broker_transport_options()
+    assert options["master_name"] == "prod"
+    assert options["sentinel_kwargs"] == {
+        "socket_connect_timeout": 5,
+        "socket_timeout": 5,
+        "password": "sentinel-secret",
+    }
+    assert Settings(redis_url="redis://r:6379/0").broker_url() == "redis://r:6379/0"
+
+
+def test_tls_is_asked_by_the_setting_or_by_a_rediss_url(tmp_path: Path) -> None:
+    """TLS verifies the server (against the CA file when given) and may present a client
+    certificate; without TLS no ssl option is set."""
+    ca = tmp_path / "ca.pem"
+    settings = Settings(redis_sentinels=["s:26379"], redis_tls=True, redis_tls_ca_file=ca)
+    assert settings.redis_tls_options() == {
+        "ssl_cert_reqs": "required",
+        "ssl_ca_certs": str(ca),
+        "ssl_certfile": None,
+        "ssl_keyfile": None,
+    }
+    assert settings.broker_transport_options()["sentinel_kwargs"]["ssl"] is True  # type: ignore[index]
+    assert Settings(redis_url="rediss://r:6380/0").redis_uses_tls
+    assert Settings(redis_url="redis://r:6379/0").redis_tls_options() == {}
+
+
+def test_the_write_concern_is_bounded(tmp_path: Path) -> None:
+    """RELAY_REDIS_MIN_REPLICAS is a count; RELAY_REDIS_REPLICA_TIMEOUT a duration up to 60 s."""
+    settings = _from_env(
+        tmp_path, RELAY_REDIS_MIN_REPLICAS="1", RELAY_REDIS_REPLICA_TIMEOUT="250ms"
+    )
+    assert (settings.redis_min_replicas, settings.redis_replica_timeout) == (1, 0.25)
+    with pytest.raises(ValidationError):
+        _from_env(tmp_path, RELAY_REDIS_MIN_REPLICAS="-1")
+    with pytest.raises(ValidationError):
+        _from_env(tmp_path, RELAY_REDIS_REPLICA_TIMEOUT="2m")

@@ -106,14 +106,15 @@ def up_environment() -> dict[str, str]:
     }
 
 
-def start(tmp: Path) -> RelayUp:
-    """`relay up` with its data in `tmp/data`, on a free port, output collected."""
+def start(tmp: Path, env: dict[str, str] | None = None) -> RelayUp:
+    """`relay up` with its data in `tmp/data`, on a free port, output collected; `env` adds
+    to (or replaces) the environment's variables."""
     port = free_port()
     data_dir = tmp / "data"
     process = subprocess.Popen(
         up_command(port, data_dir),
         cwd=tmp,
-        env=up_environment(),
+        env={**up_environment(), **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
