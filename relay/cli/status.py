@@ -1,6 +1,7 @@
 """`relay status`: the relay's health at a glance, read straight from Redis.
 
-Queue depths, the workers seen lately, and each subscription's delivery health (on or
+Queue depths, the Redis primary's replicas (and the write concern they must meet), the
+workers seen lately, and each subscription's delivery health (on or
 off and why, its circuit, a pause, success and error counts, the last error, deliveries
 waiting, dead letters) and flow (requests in flight against its limits, throttling,
 ordering keys holding deliveries back). `gather` reads it, `as_json` is the machine form
@@ -20,7 +21,7 @@ from rich.text import Text
 
 from relay.clock import now_ms
 from relay.store import heartbeats, queues, subscription_status, subscriptions
-from relay.store.client import Redis
+from relay.store.client import Redis, Replication, replication
 from relay.store.queues import QueueDepths
 from relay.store.subscription_status import Flow
 
@@ -69,6 +70,7 @@ class Status:
     workers: list[WorkerSeen]
     subscriptions: list[SubscriptionHealth]
     dead_unattributed: int  # dead letters whose subscription is gone or whose record expired
+    redis: Replication
 
 
 def gather(client: Redis, *, worker_ttl: float) -> Status:
@@ -88,7 +90,14 @@ def gather(client: Redis, *, worker_ttl: float) -> Status:
     health = [
         _health(r, statuses[r.id], dead.pop(r.id, 0), waiting[r.id], flows[r.id]) for r in records
     ]
-    return Status(now, depths, workers, health, dead_unattributed=sum(dead.values()))
+    return Status(
+        now,
+        depths,
+        workers,
+        health,
+        dead_unattributed=sum(dead.values()),
+        redis=replication(client),
+    )
 
 
 def _health(
@@ -143,6 +152,14 @@ def as_json(status: Status) -> dict[str, Any]:
         ],
         "subscriptions": [_camel(asdict(s)) for s in status.subscriptions],
         "deadUnattributed": status.dead_unattributed,
+        "redis": {
+            "role": status.redis.role,
+            "replicas": [
+                {"address": address, "lagBytes": lag}
+                for address, lag in zip(status.redis.replicas, status.redis.lag_bytes, strict=True)
+            ],
+            "minReplicas": status.redis.required,
+        },
     }
 
 
@@ -159,7 +176,8 @@ def _camel(fields: dict[str, Any]) -> dict[str, Any]:
 
 def render(status: Status, console: Console) -> None:
     """Print the status as three tables: queues, workers, subscriptions."""
-    console.print(Group(_queues_table(status), _workers_table(status), _subs_table(status)))
+    tables = (_queues_table(status), _redis_panel(status.redis), _workers_table(status))
+    console.print(Group(*tables, _subs_table(status)))
 
 
 def _queues_table(status: Status) -> Panel:
@@ -177,6 +195,21 @@ def _queues_table(status: Status) -> Panel:
         style = "red" if name == "dead" and value else ""
         table.add_row(Text(name, style="bold"), Text(str(value), style=style), Text(text, "dim"))
     return Panel(table, title=f"queues at {_clock(status.at)}", title_align="left")
+
+
+def _redis_panel(redis: Replication) -> Panel:
+    replicas = ", ".join(
+        f"{address} ({lag} bytes behind)"
+        for address, lag in zip(redis.replicas, redis.lag_bytes, strict=True)
+    )
+    lines = [Text(f"{redis.role}; replicas: {replicas or 'none connected'}")]
+    if redis.required:
+        needed = f"writes wait for {redis.required} (RELAY_REDIS_MIN_REPLICAS)"
+        if redis.short:
+            lines.append(Text(f"{needed}: {redis.short} missing, writes answer 503", "red"))
+        else:
+            lines.append(Text(needed, "dim"))
+    return Panel(Group(*lines), title="redis", title_align="left")
 
 
 def _workers_table(status: Status) -> Panel:

@@ -9,13 +9,17 @@ that must hold a write before the store reports it done (`confirm_replicas`).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import redis
 import redis.exceptions
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from relay.errors import NotReplicatedError, StoreError, StoreUnavailableError
@@ -26,14 +30,18 @@ log = logging.getLogger(__name__)
 Redis = redis.Redis
 
 
-# what every connection of relay's uses: decoded strings, bounded waits (a vanished Redis
-# is an error within seconds, not a hang), and a PING before reusing an idle connection
+# what every connection of relay's uses: decoded strings, a PING before reusing an idle
+# connection, and bounded waits: a vanished Redis is an error within seconds, not a hang.
+# redis-py's own default retries 10 times, each try up to the socket timeout (110 s on a
+# stalled Redis); here 3 tries: a refused connection (a primary gone, the sentinels not yet
+# switched) is a 503 in about 0.2 s, a stalled Redis one in at most 3 x 5 s
 _CONNECTION: Final[dict[str, Any]] = {
     "decode_responses": True,
-    "socket_connect_timeout": 5,
-    "socket_timeout": 10,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
     "health_check_interval": 30,
     "retry_on_timeout": True,
+    "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
 }
 # the probe `confirm_replicas` writes: WAIT counts replicas that hold a connection's last
 # write, and the probe is that last write, made after the writes it vouches for
@@ -157,6 +165,12 @@ _SWITCHING: Final = (
 )
 
 
+# answers of a Redis that refuses a write until something changes (memory freed, a replica
+# back, a disk writable again, a long script done), also when a Lua script relays them
+# (redis-py strips the code of the plain OOM answer into OutOfMemoryError)
+_REFUSING: Final = re.compile(r"\b(OOM|NOREPLICAS|MISCONF|BUSY|LOADING)\b")
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
     """Turn redis-py exceptions into `StoreError`s (the store's only boundary)."""
@@ -166,8 +180,42 @@ def translate_errors() -> Iterator[None]:
         raise StoreUnavailableError(f"Redis is unreachable: {exc}") from exc
     except _SWITCHING as exc:  # a failover under way: the same as unreachable, for now
         raise StoreUnavailableError(f"Redis is switching primaries: {exc}") from exc
+    except redis.ResponseError as exc:
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or _REFUSING.search(str(exc)):
+            raise StoreUnavailableError(f"Redis refuses writes for now: {exc}") from exc
+        raise StoreError(f"Redis error: {exc}") from exc
     except redis.RedisError as exc:
         raise StoreError(f"Redis error: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Replication:
+    """What the primary says of its replicas, and how many the client's writes need."""
+
+    role: str  # "master" on a primary
+    replicas: list[str]  # "host:port" of each replica connected, online
+    lag_bytes: list[int]  # per replica: the primary's replication offset minus its own
+    required: int  # RELAY_REDIS_MIN_REPLICAS
+
+    @property
+    def short(self) -> int:
+        """Replicas missing for writes to be acknowledged (0: enough)."""
+        return max(0, self.required - len(self.replicas))
+
+
+def replication(client: Redis) -> Replication:
+    """The primary's INFO replication, for `relay status` and /readyz."""
+    with translate_errors():
+        info = client.info("replication")
+    offset = int(info.get("master_repl_offset", 0))
+    replicas, lags = [], []
+    for index in range(int(info.get("connected_slaves", 0))):
+        replica = info.get(f"slave{index}")
+        if isinstance(replica, dict) and replica.get("state") == "online":
+            replicas.append(f"{replica.get('ip')}:{replica.get('port')}")
+            lags.append(max(0, offset - int(replica.get("offset", 0))))
+    role = str(info.get("role", ""))
+    return Replication(role, replicas, lags, required=required_replicas(client))
 
 
 def check_durability(client: Redis) -> list[str]:

@@ -16,9 +16,10 @@ from relay.cli import status
 from relay.cli.main import main
 from relay.settings import Settings
 from relay.store import deliveries, heartbeats, subscription_status, subscriptions
-from relay.store.client import Redis
+from relay.store.client import Redis, open_redis
 from relay.store.deliveries import DeliveryKind, DeliveryState, Finish, NewDelivery
 from relay.store.subscriptions import SubscriptionRecord
+from tests.redis_topology import RedisTopology
 from tests.support import record_event, subscription
 
 
@@ -246,3 +247,29 @@ def test_status_json_carries_the_flow_fields(redis_client: Redis) -> None:
     assert document["pausedUntil"] is None and document["maxPerSecond"] is None
     assert (document["inFlight"], document["throttled"]) == (1, False)
     assert (document["heldKeys"], document["heldDeliveries"]) == (1, 1)
+
+
+@pytest.mark.slow
+def test_status_shows_the_replicas_and_a_write_concern_they_miss(tmp_path: Path) -> None:
+    """The primary's replicas with their lag; with RELAY_REDIS_MIN_REPLICAS above the
+    replicas connected, the panel says writes answer 503."""
+    with RedisTopology(tmp_path / "redis", replicas=1) as topology:
+        primary = topology.primary()
+        settings = Settings(redis_url=primary.url, redis_min_replicas=1)
+        client = open_redis(settings)
+        found = status.gather(client, worker_ttl=30)
+        assert found.redis.role == "master" and len(found.redis.replicas) == 1
+        assert status.as_json(found)["redis"]["minReplicas"] == 1
+        assert _rendered(found).count("missing") == 0
+        [replica] = topology.replicas_of_primary()
+        topology.stop(replica)
+        found = status.gather(client, worker_ttl=30)
+        assert found.redis.replicas == [] and found.redis.short == 1
+        assert "1 missing, writes answer 503" in _rendered(found)
+        client.close()
+
+
+def _rendered(found: status.Status) -> str:
+    out = io.StringIO()
+    status.render(found, Console(file=out, width=200))
+    return out.getvalue()

@@ -4,16 +4,18 @@ translated (real Redis)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from relay.cli.embedded_redis import free_port
+from relay.cli.embedded_redis import free_port, start_redis
 from relay.errors import StoreError, StoreUnavailableError
 from relay.store import events, keys, scripts, sources, subscription_status, tokens
-from relay.store.client import Redis
+from relay.store.client import Redis, connect, translate_errors
+from tests.support import record_event
 
 SHARED_FILES = {"_admit.lua", "_promote.lua"}
 
@@ -96,3 +98,20 @@ def test_an_unreachable_redis_is_a_store_unavailable_error() -> None:
             sources.advance_cursor(client, name="eu", to=1)
     finally:
         client.close()
+
+
+def test_a_full_redis_refusing_writes_is_unavailable_not_an_error(tmp_path: Path) -> None:
+    """OOM from a full Redis (maxmemory, noeviction), also relayed by a script, is a
+    StoreUnavailableError (the API's 503 with Retry-After): the write may go through once
+    memory is freed, so the caller should retry, unlike a script's own error."""
+    # a maxmemory below what an empty Redis uses: every write is refused
+    server = start_redis(tmp_path / "full", config={"maxmemory": "100kb"})
+    try:
+        client = connect(server.url)
+        with pytest.raises(StoreUnavailableError, match="refuses writes"), translate_errors():
+            client.set("key", "value")
+        with pytest.raises(StoreUnavailableError, match="OOM"):
+            record_event(client, source="full", createdBy="t")
+        client.close()
+    finally:
+        server.stop()
