@@ -110,7 +110,8 @@ def _from_url_options(settings: Settings, options: dict[str, Any]) -> dict[str, 
     if parts.username:
         given.pop("username", None)
     if settings.redis_tls and parts.scheme == "redis":
-        given["ssl"] = True
+        # from_url takes the connection class from the scheme, not from `ssl=True`
+        given["connection_class"] = redis.SSLConnection
     return given
 
 

@@ -216,25 +216,9 @@ URL_FORMS = [
     pytest.param("rediss", {}, id="rediss-url"),
     pytest.param("redis", {"redis_tls": True}, id="redis-url-and-RELAY_REDIS_TLS"),
 ]
-# redis-py's from_url takes the connection class from the URL's scheme (or a
-# connection_class argument), not from ssl=True, so a plain Connection gets the ssl_* options
-OPEN_REDIS_URL_FORMS = [
-    URL_FORMS[0],
-    pytest.param(
-        "redis",
-        {"redis_tls": True},
-        id="redis-url-and-RELAY_REDIS_TLS",
-        marks=pytest.mark.xfail(
-            raises=TypeError,
-            strict=True,
-            reason="open_redis gives redis-py's from_url ssl=True, which it ignores: "
-            "relay/store/client.py's _from_url_options wants connection_class=SSLConnection",
-        ),
-    ),
-]
 
 
-@pytest.mark.parametrize(("scheme", "flag"), OPEN_REDIS_URL_FORMS)
+@pytest.mark.parametrize(("scheme", "flag"), URL_FORMS)
 def test_open_redis_speaks_tls_with_the_ca_file(
     tls_redis: TlsRedis,
     tmp_path: Path,
