@@ -26,6 +26,20 @@ log = logging.getLogger(__name__)
 TASK_MODULES = ["workers.tasks"]
 HEARTBEAT_EVERY = 5.0
 
+# How a worker and beat ride out a Redis outage with no supervisor to restart them
+# (tests/workers/delivery/test_worker_redis_outage.py):
+# - max retries None: reconnect forever. Celery's default of 100 reconnects, 2 s apart
+#   growing to 30 s, stops the worker ("Unrecoverable error: OperationalError") after
+#   about 46 minutes without Redis, and beat at its start likewise.
+# - no cancelling on connection loss: the threads pool cannot kill a task, and a worker
+#   that tries stops ("Unrecoverable error: NotImplementedError"); Celery 6 makes it the
+#   default. A task left running is harmless: tasks are idempotent, and a message it can
+#   no longer ack comes back after the visibility timeout.
+BROKER_LOSS_SETTINGS: dict[str, Any] = {
+    "broker_connection_max_retries": None,
+    "worker_cancel_long_running_tasks_on_connection_loss": False,
+}
+
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app on the settings' Redis (broker only: results are off)."""
@@ -38,6 +52,7 @@ def create_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         worker_prefetch_multiplier=4,
         broker_connection_retry_on_startup=True,
+        **BROKER_LOSS_SETTINGS,
         **tasks.broker_settings(settings),
         worker_hijack_root_logger=False,
         timezone="UTC",
