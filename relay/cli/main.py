@@ -100,7 +100,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if worker_args[:1] != ["worker"]:
         worker_args.insert(0, "worker")
     argv = ["--quiet", *worker_args, f"--loglevel={settings.log_level}", *args.celery_args]
-    return int(celery_app.app.start(argv) or 0)
+    return _run_celery(celery_app.app, argv)
 
 
 def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
@@ -110,7 +110,7 @@ def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
     schedule: Path = args.schedule or settings.data_dir / BEAT_SCHEDULE_FILE
     schedule.parent.mkdir(parents=True, exist_ok=True)
     argv = ["--quiet", "beat", "--schedule", str(schedule), "--loglevel", settings.log_level]
-    return int(_celery_app().app.start(argv) or 0)
+    return _run_celery(_celery_app().app, argv)
 
 
 # --- administration --------------------------------------------------------------------
@@ -388,6 +388,26 @@ def _embedded_redis_url(args: argparse.Namespace, settings: Settings) -> str:
             f"{url_file.parent} (set RELAY_REDIS_URL or --data-dir)"
         )
     return url_file.read_text().strip()
+
+
+def _run_celery(app: Any, argv: list[str]) -> int:
+    """`celery <argv>` for `app`, and its exit code. Celery's own `app.start` drops the code
+    that click returns when a worker or beat stops on an unrecoverable error (click 8.2
+    and later return it instead of raising Exit), so `relay worker` would exit 0 on one."""
+    from celery.bin.celery import celery
+    from click.exceptions import ClickException, Exit
+
+    celery.params[0].default = app  # what app.start does: the -A option's value
+    try:
+        code = celery.main(args=argv, standalone_mode=False)
+    except Exit as exc:
+        return int(exc.exit_code)
+    except ClickException as exc:  # an option celery does not know: its message, not a trace
+        exc.show()
+        return exc.exit_code
+    finally:
+        celery.params[0].default = None
+    return code if isinstance(code, int) else 0
 
 
 def _celery_app() -> Any:

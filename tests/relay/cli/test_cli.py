@@ -361,6 +361,23 @@ def test_worker_passes_unknown_arguments_to_celery() -> None:
     assert args.celery_args == ["--concurrency", "4", "-Q", "q"]
 
 
+def test_worker_exits_with_celerys_code(settings: Settings, tmp_path: Path) -> None:
+    """A worker Celery refuses to run exits non-zero with Celery's message, not a trace
+    (Celery's own app.start dropped the code: `relay worker` exited 0 on any failure)."""
+    env = {**os.environ, "RELAY_REDIS_URL": settings.require_redis_url()}
+    result = subprocess.run(
+        [sys.executable, "-m", "relay.cli", "worker", "--pool=no-such-pool"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Invalid value for '-P' / '--pool'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     "argv",
     [["serve", "--bogus"], ["token", "create", "--role", "root"], ["token"], []],
