@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from relay.api.deps import SettingsDep, StoreDep
 from relay.errors import StoreError
 from relay.store import heartbeats
-from relay.store.client import translate_errors
+from relay.store.client import Redis, replication, required_replicas, translate_errors
 
 router = APIRouter(tags=["health"])
 
@@ -23,6 +23,8 @@ class Readiness(BaseModel):
     redis: bool
     workers: list[str]
     missing: list[str]
+    # what does not stop the API from answering, but stops writes being acknowledged
+    warnings: list[str] = []
 
 
 # async: answered on the event loop, never waiting for a thread of the pool that the sync
@@ -35,8 +37,12 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(client: StoreDep, settings: SettingsDep) -> JSONResponse:
-    """Redis answers and a worker sent a heartbeat within 30 s."""
+    """Redis answers and a worker sent a heartbeat within 30 s. Too few replicas for
+    RELAY_REDIS_MIN_REPLICAS is a warning, not unreadiness: reads still work, and a load
+    balancer that took every API process out would turn the writes' 503s (which say to
+    retry) into connection errors."""
     missing: list[str] = []
+    warnings: list[str] = []
     workers: list[str] = []
     try:
         with translate_errors():
@@ -44,6 +50,7 @@ def readyz(client: StoreDep, settings: SettingsDep) -> JSONResponse:
         workers = sorted(
             heartbeats.workers_seen(client, within_seconds=settings.worker_heartbeat_ttl)
         )
+        warnings = _replication_warnings(client)
     except StoreError as exc:
         missing.append(f"redis: {exc}")
     redis_ok = not missing
@@ -54,5 +61,18 @@ def readyz(client: StoreDep, settings: SettingsDep) -> JSONResponse:
         redis=redis_ok,
         workers=workers,
         missing=missing,
+        warnings=warnings,
     )
     return JSONResponse(body.model_dump(), status_code=200 if not missing else 503)
+
+
+def _replication_warnings(client: Redis) -> list[str]:
+    if not required_replicas(client):
+        return []
+    state = replication(client)
+    if not state.short:
+        return []
+    return [
+        f"redis replicas: {len(state.replicas)} connected, {state.required} required "
+        "(RELAY_REDIS_MIN_REPLICAS): ingest and subscription changes answer 503"
+    ]

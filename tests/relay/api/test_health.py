@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
+from relay.api.app import create_app
 from relay.settings import Settings
 from relay.store import heartbeats, keys
 from relay.store.client import Redis
+from tests.redis_topology import RedisTopology
+from tests.support import eventually
 
 
 def test_healthz_needs_no_token(app_client: TestClient) -> None:
@@ -42,6 +47,7 @@ def test_readyz_is_200_after_a_heartbeat(app_client: TestClient, redis_client: R
         "redis": True,
         "workers": ["celery@w1"],
         "missing": [],
+        "warnings": [],
     }
 
 
@@ -74,3 +80,25 @@ def test_openapi_and_docs_are_served(app_client: TestClient) -> None:
     docs = app_client.get("/docs")
     assert docs.status_code == 200
     assert "text/html" in docs.headers["content-type"]
+
+
+@pytest.mark.slow
+def test_readyz_warns_when_the_write_concern_lacks_replicas(tmp_path: Path) -> None:
+    """With RELAY_REDIS_MIN_REPLICAS above the replicas connected, /readyz stays ready (reads
+    work; writes answer 503 telling clients to retry) and warns why writes are refused."""
+    with RedisTopology(tmp_path / "redis", replicas=1) as topology:
+        primary = topology.primary()
+        settings = Settings(redis_url=primary.url, redis_min_replicas=1, admin_token="t")
+        heartbeats.beat(primary.client(), worker="celery@w1")
+        with TestClient(create_app(settings)) as api:
+            assert api.get("/readyz").json()["warnings"] == []
+            [replica] = topology.replicas_of_primary()
+            topology.stop(replica)
+            # the primary sees the replica's connection close
+            eventually(lambda: api.get("/readyz").json()["warnings"], what="a warning")
+            response = api.get("/readyz")
+        assert response.status_code == 200
+        assert response.json()["warnings"] == [
+            "redis replicas: 0 connected, 1 required (RELAY_REDIS_MIN_REPLICAS): "
+            "ingest and subscription changes answer 503"
+        ]
