@@ -341,17 +341,24 @@ def test_parts_refuse_to_run_without_redis_url(
 def test_serve_without_redis_url_from_the_environment(tmp_path: Path) -> None:
     """The installed command reads the environment: no RELAY_REDIS_URL there, exit code 2."""
     env = {k: v for k, v in os.environ.items() if k != "RELAY_REDIS_URL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "relay.cli", "serve"],
-        cwd=tmp_path,
+    result = _run_installed(["serve"], env, tmp_path)
+    assert result.returncode == 2
+    assert "RELAY_REDIS_URL is not set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _run_installed(
+    argv: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`relay <argv>` as the installed command runs it, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "relay.cli", *argv],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2
-    assert "RELAY_REDIS_URL is not set" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_worker_passes_unknown_arguments_to_celery() -> None:
@@ -365,14 +372,7 @@ def test_worker_exits_with_celerys_code(settings: Settings, tmp_path: Path) -> N
     """A worker Celery refuses to run exits non-zero with Celery's message, not a trace
     (Celery's own app.start dropped the code: `relay worker` exited 0 on any failure)."""
     env = {**os.environ, "RELAY_REDIS_URL": settings.require_redis_url()}
-    result = subprocess.run(
-        [sys.executable, "-m", "relay.cli", "worker", "--pool=no-such-pool"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _run_installed(["worker", "--pool=no-such-pool"], env, tmp_path)
     assert result.returncode == 2
     assert "Invalid value for '-P' / '--pool'" in result.stderr
     assert "Traceback" not in result.stderr
