@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +44,15 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def _split_checked(value: object, check: Callable[[str], object]) -> object:
+    """`_split_csv`, each item passed to `check`, which raises ValueError on a bad one."""
+    items = _split_csv(value)
+    if isinstance(items, list):
+        for item in items:
+            check(str(item))
+    return items
 
 
 class Settings(BaseSettings):
@@ -197,11 +207,7 @@ class Settings(BaseSettings):
     @field_validator("redis_sentinels", mode="before")
     @classmethod
     def _parse_sentinels(cls, value: object) -> object:
-        items = _split_csv(value)
-        if isinstance(items, list):
-            for item in items:
-                sentinel_address(str(item))  # raises on a malformed one
-        return items
+        return _split_checked(value, sentinel_address)
 
     @model_validator(mode="after")
     def _one_redis(self) -> Settings:
@@ -220,11 +226,7 @@ class Settings(BaseSettings):
     @field_validator("allowed_destination_cidrs", mode="before")
     @classmethod
     def _parse_cidrs(cls, value: object) -> object:
-        items = _split_csv(value)
-        if isinstance(items, list):
-            for item in items:
-                ipaddress.ip_network(item, strict=False)
-        return items
+        return _split_checked(value, lambda item: ipaddress.ip_network(item, strict=False))
 
     @property
     def critical_set(self) -> frozenset[str]:
