@@ -1,6 +1,7 @@
 """Benchmark: `POST /api/events` against a FastAPI app that only validates the same model.
 
     .venv/bin/python bench/ingest.py [--rounds 4] [--seconds 3] [--connections 16]
+    .venv/bin/python bench/ingest.py --replicas [--rounds 4] ...
 
 Starts an embedded Redis in a temp dir, the relay API (uvicorn, one process, a real
 ingest token, so every request is authenticated, recorded in Redis and queued for
@@ -19,12 +20,20 @@ raw HTTP/1.1 rather than httpx: the machine has two cores, and a heavy client wo
 the CPU the servers need. Besides rates it reports each server's CPU time per request
 (from /proc), which other load on the machine moves far less than rates. Prints medians
 and the relay/baseline ratios.
+
+`--replicas` measures the write concern's cost instead: a primary with one replica (and
+the two sentinels tests/redis_topology.py needs for a quorum; they only ping), and two
+relay servers on that same primary, one with RELAY_REDIS_MIN_REPLICAS=0 and one with =1
+(each group commit of the ingest writer then ends with a WAIT for the replica). The
+rounds alternate the two as above; it prints medians, the WAITs Redis ran per request
+and the min-replicas 1 / 0 ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -35,7 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # run as a script, bench/ comes first on sys.path, where bench/policies.py would shadow the package
@@ -46,6 +55,9 @@ import uvicorn  # noqa: E402
 from fastapi import Body, FastAPI, Request, Response  # noqa: E402
 
 from relay.ingest.unleash_event import UnleashEvent, parse_events  # noqa: E402
+
+if TYPE_CHECKING:
+    from relay.store.client import Redis
 
 FIXTURES = (
     ROOT
@@ -59,6 +71,7 @@ FIXTURES = (
 BATCH = 100
 TARGET_SINGLE_RATIO = 0.5
 TARGET_BATCH_EVENTS = 20_000
+REPLICA_MODES = (0, 1)  # RELAY_REDIS_MIN_REPLICAS of the two servers of --replicas
 
 
 def baseline_app() -> FastAPI:
@@ -193,6 +206,7 @@ class Run:
     rate: float  # requests/s (single) or events/s (batch)
     cpu_us: float  # server CPU per request, microseconds
     redis_cpu_us: float  # Redis CPU per request (only the relay uses Redis)
+    waits: float = 0.0  # WAIT commands Redis ran per request (--replicas only)
 
 
 @dataclass(frozen=True)
@@ -202,6 +216,7 @@ class Load:
     seconds: float
     connections: int
     redis_pid: int
+    count_waits: Callable[[], int] | None = None  # WAITs the primary has run so far
 
 
 def measure(target: Target, load: Load, *, batch: bool, seconds: float | None = None) -> Run:
@@ -212,6 +227,8 @@ def measure(target: Target, load: Load, *, batch: bool, seconds: float | None = 
     )
     make_body = load.bodies.batch if batch else load.bodies.single
     pid = target.server.process.pid
+    count_waits = load.count_waits or (lambda: 0)
+    waits_before = count_waits()
     cpu_before, redis_before = cpu_seconds(pid), cpu_seconds(load.redis_pid)
     done, failed, elapsed = asyncio.run(
         _load(
@@ -219,10 +236,16 @@ def measure(target: Target, load: Load, *, batch: bool, seconds: float | None = 
         )
     )
     cpu, redis_cpu = cpu_seconds(pid) - cpu_before, cpu_seconds(load.redis_pid) - redis_before
+    waits = count_waits() - waits_before
     if failed:
         raise RuntimeError(f"{target.name}: {failed} requests were not answered 202")
     per_request = 1e6 / max(done, 1)
-    return Run(done / elapsed * (BATCH if batch else 1), cpu * per_request, redis_cpu * per_request)
+    return Run(
+        done / elapsed * (BATCH if batch else 1),
+        cpu * per_request,
+        redis_cpu * per_request,
+        waits / max(done, 1),
+    )
 
 
 def create_ingest_token(redis_url: str) -> str:
@@ -279,7 +302,54 @@ def _rounds(targets: list[Target], load: Load, redis_url: str, rounds: int) -> d
     return runs
 
 
-def report(runs: dict[str, list[Run]]) -> None:
+def run_replicas(args: argparse.Namespace) -> dict[str, list[Run]]:
+    """The --replicas mode: one primary with one replica, relay servers with
+    RELAY_REDIS_MIN_REPLICAS=0 and =1 on it, measured in alternating rounds."""
+    from relay.store.client import connect
+    from tests.redis_topology import RedisTopology
+
+    # two sentinels: the fewest the harness starts (a quorum); nothing here asks them
+    with (
+        tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp,
+        RedisTopology(Path(tmp) / "redis", replicas=1, sentinels=2) as topology,
+    ):
+        primary = topology.primary()
+        stats = connect(primary.url)
+        servers: list[Server] = []
+        try:
+            load = Load(
+                create_ingest_token(primary.url),
+                Bodies(),
+                args.seconds,
+                args.connections,
+                primary.process.pid,
+                functools.partial(wait_calls, stats),
+            )
+            for min_replicas in REPLICA_MODES:
+                env = {**os.environ, "RELAY_REDIS_URL": primary.url, "PYTHONPATH": str(ROOT)}
+                env["RELAY_DATA_DIR"] = str(Path(tmp) / f"data-{min_replicas}")
+                env["RELAY_REDIS_MIN_REPLICAS"] = str(min_replicas)
+                servers.append(start_server("relay", env))
+            targets = [
+                Target(f"min-replicas {n}", server, "/api/events?source=bench")
+                for n, server in zip(REPLICA_MODES, servers, strict=True)
+            ]
+            return _rounds(targets, load, primary.url, args.rounds)
+        finally:
+            for server in servers:
+                server.stop()
+            stats.close()
+
+
+def wait_calls(client: Redis) -> int:
+    """How many WAIT commands the Redis of `client` has run since it started."""
+    stats: dict[str, Any] = client.info("commandstats").get("cmdstat_wait", {"calls": 0})
+    return int(stats["calls"])
+
+
+def print_medians(runs: dict[str, list[Run]]) -> Callable[[str, str], float]:
+    """Print each target's medians and runs; the median of a target's field, for ratios."""
+
     def median(name: str, field: str) -> float:
         return statistics.median(float(getattr(run, field)) for run in runs[name])
 
@@ -287,11 +357,35 @@ def report(runs: dict[str, list[Run]]) -> None:
     for name, values in sorted(runs.items()):
         unit = "events/s" if "batch" in name else "requests/s"
         shown = ", ".join(f"{r.rate:,.0f}" for r in values)
+        waits = f", WAITs {median(name, 'waits'):.2f}" if median(name, "waits") else ""
         print(
             f"  {name:20} {median(name, 'rate'):>9,.0f} {unit:10}  CPU per request: server "
             f"{median(name, 'cpu_us'):>6,.0f} us, Redis {median(name, 'redis_cpu_us'):>5,.0f} us"
-            f"   runs: {shown}"
+            f"{waits}   runs: {shown}"
         )
+    return median
+
+
+def report_replicas(runs: dict[str, list[Run]]) -> None:
+    """Medians, and what min-replicas 1 costs against 0 (rates and CPU, as ratios)."""
+    median = print_medians(runs)
+    for kind in ("single", "batch"):
+        on, off = f"min-replicas 1 {kind}", f"min-replicas 0 {kind}"
+        rate = median(on, "rate") / median(off, "rate")
+        cpu = median(on, "cpu_us") / median(off, "cpu_us")
+        redis_cpu = median(on, "redis_cpu_us") / median(off, "redis_cpu_us")
+        # each round's own ratio too: its two runs saw the same load on the machine
+        per_round = [a.rate / b.rate for a, b in zip(runs[on], runs[off], strict=True)]
+        shown = ", ".join(f"{ratio:.2f}" for ratio in per_round)
+        print(
+            f"  min-replicas 1/0, {kind}: rate {rate:.2f} (median of the rounds' ratios "
+            f"{statistics.median(per_round):.2f}: {shown}); CPU per request: server "
+            f"{cpu:.2f}, Redis {redis_cpu:.2f}"
+        )
+
+
+def report(runs: dict[str, list[Run]]) -> None:
+    median = print_medians(runs)
     for baseline in ("baseline", "baseline-raw"):
         single = median("relay single", "rate") / median(f"{baseline} single", "rate")
         batch = median("relay batch", "rate") / median(f"{baseline} batch", "rate")
@@ -310,6 +404,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--replicas",
+        action="store_true",
+        help="the write concern's cost: RELAY_REDIS_MIN_REPLICAS=0 against =1, one primary",
+    )
     parser.add_argument("--serve", choices=["relay", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -317,7 +416,10 @@ def main() -> None:
         serve(args.serve, args.port)
         return
     started = time.monotonic()
-    report(run(args))
+    if args.replicas:
+        report_replicas(run_replicas(args))
+    else:
+        report(run(args))
     print(f"  total time: {time.monotonic() - started:.0f} s")
 
 
