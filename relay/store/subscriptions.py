@@ -239,7 +239,8 @@ def update_subscription(
     changed = _transact(
         client, sub_id=sub_id, change=change, turned_off_reason=None, max_entries=max_entries
     )
-    confirm_replicas(client, what="subscription changed")
+    if changed is not None:  # none: no such subscription, nothing written (404)
+        confirm_replicas(client, what="subscription changed")
     return changed
 
 
@@ -256,7 +257,8 @@ def delete_subscription(client: Redis, *, sub_id: str) -> bool:
     """Delete a subscription with its status; False if there was none."""
     # a script, so that only a real deletion bumps the version, in the same atomic step
     deleted = scripts.delete_subscription(client, sub_id=sub_id)
-    confirm_replicas(client, what="subscription deleted")
+    if deleted:
+        confirm_replicas(client, what="subscription deleted")
     return deleted
 
 

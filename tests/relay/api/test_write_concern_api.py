@@ -144,3 +144,14 @@ def test_without_the_replica_writes_are_503_and_a_retry_after_it_returns_keeps_t
     assert _recorded(primary) == held  # not recorded twice
     assert _recorded(replica) == held
     assert _unreplicated("ingest") == ingest_before + 1
+
+
+def test_without_the_replica_a_missing_subscription_is_still_404(
+    api: TestClient, topology: RedisTopology, replica: DataNode
+) -> None:
+    """Nothing written, nothing to confirm: PATCH and DELETE of an unknown id answer 404."""
+    topology.stop(replica)
+    missing = f"{SUBSCRIPTIONS}/{'0' * 24}"
+    patch = [{"op": "replace", "path": "/on", "value": False}]
+    assert api.patch(missing, json=patch, headers=ADMIN).status_code == 404
+    assert api.delete(missing, headers=ADMIN).status_code == 404
