@@ -101,6 +101,9 @@ class Latency:
 class Figures:
     relay: list[float] = field(default_factory=list)
     relay_cpu_ms: list[float] = field(default_factory=list)  # worker CPU per delivery
+    # Redis CPU per delivery: its share of the events' ingest, the fan-out, the claims,
+    # outcomes and Celery's messages (what one Redis core can carry: docs/operations.md)
+    relay_redis_us: list[float] = field(default_factory=list)
     plain: list[float] = field(default_factory=list)
     plain_cpu_ms: list[float] = field(default_factory=list)  # client CPU per request
     naive: list[float] = field(default_factory=list)
@@ -441,6 +444,7 @@ class Phase:
 
     rate: float  # deliveries/s until the last one arrived
     cpu_ms: float  # worker CPU per delivery
+    redis_us: float  # Redis CPU per delivery, everything included
     order: Order  # ordered: what the receiver saw of the order
 
 
@@ -452,6 +456,7 @@ def measure_relay(api: httpx.Client, stack: Stack, events: int, kind: str = WEBH
     stack.probe.post(f"{stack.receiver}/reset")
     expected = events * SUBSCRIPTIONS
     cpu_before = cpu_seconds(stack.worker_pid)
+    redis_before = cpu_seconds(stack.redis.process.pid)
     started = time.time()
     flag_of: dict[int, int] = {}  # relay's event id -> the flag's number
     for start in range(0, events, 100):
@@ -461,13 +466,14 @@ def measure_relay(api: httpx.Client, stack: Stack, events: int, kind: str = WEBH
         flag_of |= {n: i % flags for n, i in zip(response.json()["ids"], indices, strict=True)}
     wait_for_deliveries(stack, expected)
     cpu_ms = (cpu_seconds(stack.worker_pid) - cpu_before) * 1000 / expected
+    redis_us = (cpu_seconds(stack.redis.process.pid) - redis_before) * 1e6 / expected
     arrivals = receiver_dump(stack)
     last = max(t for _, t in arrivals)
     check_arrivals(arrivals, events, templated=kind == TEMPLATED)
     order = check_order(arrivals, flag_of) if kind == ORDERED else Order()
     if order.violations:  # described now, while their delivery records are kept
         order.violations.append(attempts_of(api, order))
-    return Phase(expected / (last - started), cpu_ms, order)
+    return Phase(expected / (last - started), cpu_ms, redis_us, order)
 
 
 def measure_latency(api: httpx.Client, stack: Stack, rate: float, seconds: float) -> Latency:
@@ -664,6 +670,8 @@ def measure_run(
         }[kind]
         rates.append(phase.rate)
         cpus.append(phase.cpu_ms)
+        if kind == WEBHOOKS:
+            figures.relay_redis_us.append(phase.redis_us)
         if kind == ORDERED:
             figures.ordered_order.append(phase.order)
             figures.violated += phase.order.violated
@@ -691,6 +699,7 @@ def report(figures: Figures) -> list[str]:
         f" receivers answer after {RECEIVER_DELAY * 1000:.0f} ms",
         f"relay worker        {relay:8.0f} deliveries/s  (runs: {_runs(figures.relay)});"
         f" worker CPU {relay_cpu:.2f} ms/delivery",
+        _redis_share(figures),
         f"(a) plain loop      {plain:8.0f} requests/s    (runs: {_runs(figures.plain)});"
         f" client CPU {plain_cpu:.2f} ms/request",
     ]
@@ -722,6 +731,16 @@ def report(figures: Figures) -> list[str]:
             + (target if latency.rate == TARGET_EVENTS_RATE else "")
         )
     return lines
+
+
+def _redis_share(figures: Figures) -> str:
+    """Redis CPU per delivery, and the deliveries/s that makes one Redis core's worth."""
+    redis_us = statistics.median(figures.relay_redis_us)
+    return (
+        f"Redis CPU           {redis_us:8.1f} us/delivery (runs: {_runs(figures.relay_redis_us)};"
+        f" ingest, fan-out, claim, outcome and Celery's messages): one Redis core carries"
+        f" about {1e6 / redis_us:,.0f} deliveries/s"
+    )
 
 
 def report_templated(figures: Figures) -> list[str]:
