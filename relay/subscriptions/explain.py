@@ -1,0 +1,236 @@
+"""Why a subscription does or does not receive an event: its policy, clause by clause.
+
+`explain` answers for one stored subscription and one recorded event, `preview` for
+statements not stored yet over recorded events (the console's policy editor). Both answer
+what fan-out does (workers/delivery/fanout.py): the policy's decision
+(`policies.evaluation.decide`, the same clauses `matches` judges), then relay's two rules
+for its own events: one about a subscription is never delivered to it, and a policy
+without statements gets none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from policies import (
+    EventTarget,
+    Statement,
+    StatementValidationError,
+    map_event,
+    parse_statements,
+    statement_to_dict,
+)
+from policies.catalog import RELAY_EVENT_TYPES, RELAY_SOURCE
+from policies.evaluation import Decision, StatementResult, decide
+from relay.errors import FieldProblem
+from relay.settings import Settings
+from relay.store.subscriptions import SubscriptionRecord
+from relay.subscriptions.input import invalid
+from relay.subscriptions.limits import policy_problems
+from relay.subscriptions.models import StatementPost, SubscriptionPost
+
+DEFAULT_PREVIEW_EVENTS = 100
+MAX_PREVIEW_EVENTS = 1000
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class EventRef(BaseModel):
+    """The recorded event explained."""
+
+    id: int
+    type: str
+
+
+class StatementExplanation(BaseModel):
+    """One statement as written, and whether each of its clauses matched the event."""
+
+    index: int
+    effect: Literal["allow", "deny"]
+    # as written: the two of the four lists the statement has
+    resources: list[str] | None = Field(default=None, exclude_if=_absent)
+    notResources: list[str] | None = Field(default=None, exclude_if=_absent)
+    actions: list[str] | None = Field(default=None, exclude_if=_absent)
+    notActions: list[str] | None = Field(default=None, exclude_if=_absent)
+    resourceMatched: bool
+    actionMatched: bool
+    matched: bool
+
+
+class Explanation(BaseModel):
+    """Whether a subscription receives an event, and why."""
+
+    included: bool = Field(description="whether fan-out delivers it to the subscription when on")
+    reason: str
+    subscriptionOn: bool = Field(description="an off subscription is sent nothing")
+    event: EventRef
+    resource: str = Field(description="the resource the event maps to; `*`: a key it lacks")
+    actions: list[str] = Field(description="the action names the event maps to")
+    statements: list[StatementExplanation]
+    decidedBy: int | None = Field(
+        description="the statement that decided: the first matching deny, else the first "
+        "matching allow; null when there are no statements or none matches"
+    )
+
+
+class PolicyPreviewPost(BaseModel):
+    """Statements to try, as a subscription's are written, over the most recent events."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    statements: list[StatementPost]
+    limit: int = Field(
+        default=DEFAULT_PREVIEW_EVENTS,
+        ge=1,
+        le=MAX_PREVIEW_EVENTS,
+        description="how many of the most recent recorded events to try",
+    )
+
+
+class PreviewItem(BaseModel):
+    """One recorded event and whether the statements would include it."""
+
+    eventId: int
+    type: str
+    createdAt: str
+    included: bool
+    reason: str
+    decidedBy: int | None
+
+
+class PolicyPreview(BaseModel):
+    """The events tried, newest first; `included` of `total` would be delivered."""
+
+    items: list[PreviewItem]
+    included: int
+    total: int
+
+
+def explain(
+    record: SubscriptionRecord, event: Mapping[str, Any], critical: frozenset[str]
+) -> Explanation:
+    """Whether the subscription receives the recorded event, statement by statement."""
+    target = map_event(event)
+    try:
+        statements = parse_statements(record.statements)
+    except StatementValidationError as exc:
+        # validated when written, so only a policy stored by an older relay; fan-out skips it
+        verdict = (False, f"excluded: the stored policy does not validate ({exc})")
+        return _explanation(record, event, target, None, verdict)
+    decision = decide(statements, target, critical_environments=critical)
+    verdict = _verdict(decision, _relay_rule(event, statements, sub_id=record.id))
+    return _explanation(record, event, target, decision, verdict)
+
+
+def preview(
+    statements: Sequence[Statement], events: Sequence[Mapping[str, Any]], critical: frozenset[str]
+) -> list[PreviewItem]:
+    """Whether a subscription with `statements` would receive each of the recorded events."""
+    items = []
+    for event in events:
+        decision = decide(statements, map_event(event), critical_environments=critical)
+        included, reason = _verdict(decision, _relay_rule(event, statements, sub_id=None))
+        items.append(
+            PreviewItem(
+                eventId=event["id"],
+                type=str(event.get("type", "")),
+                createdAt=str(event.get("createdAt", "")),
+                included=included,
+                reason=reason,
+                decidedBy=decision.decided_by,
+            )
+        )
+    return items
+
+
+def preview_statements(raw: list[StatementPost], settings: Settings) -> list[Statement]:
+    """Statements validated as a subscription's are, limits first; 400 naming each problem."""
+    # policy_problems reads only the statements of the subscription it is given
+    document = SubscriptionPost.model_construct(name="", config={}, statements=raw)
+    problems = policy_problems(document, settings)
+    if problems:
+        raise invalid(problems)
+    try:
+        return parse_statements([statement.model_dump(exclude_none=True) for statement in raw])
+    except StatementValidationError as exc:
+        raise invalid([FieldProblem(e.attribute, e.reason) for e in exc.errors]) from exc
+
+
+def _relay_rule(
+    event: Mapping[str, Any], statements: Sequence[Statement], *, sub_id: str | None
+) -> str | None:
+    """Why fan-out keeps one of relay's own events from a policy that includes it, or None."""
+    if event.get("source") != RELAY_SOURCE or event.get("type") not in RELAY_EVENT_TYPES:
+        return None
+    data = event.get("data")
+    if sub_id is not None and isinstance(data, Mapping) and data.get("subscriptionId") == sub_id:
+        return "excluded: relay's own events about a subscription are never sent to it"
+    if not statements:
+        return (
+            "excluded: relay's own events go only to policies that ask for them; "
+            "a policy without statements receives flag audit events only"
+        )
+    return None
+
+
+def _verdict(decision: Decision, relay_rule: str | None) -> tuple[bool, str]:
+    """Whether fan-out delivers the event, and why in a sentence."""
+    decided_by = decision.decided_by
+    if decision.included and relay_rule is not None:
+        return False, relay_rule
+    if not decision.results:
+        return True, "included: a policy without statements receives every event"
+    if decided_by is None:
+        return False, "excluded: no statement matches in both its resource and its action clause"
+    if decision.included:
+        return True, (
+            f"included by statement {decided_by} (allow): both its clauses match "
+            "and no deny matches"
+        )
+    return False, (
+        f"excluded by statement {decided_by} (deny): both its clauses match, and deny wins"
+    )
+
+
+def _explanation(
+    record: SubscriptionRecord,
+    event: Mapping[str, Any],
+    target: EventTarget,
+    decision: Decision | None,
+    verdict: tuple[bool, str],
+) -> Explanation:
+    included, reason = verdict
+    if not record.on:
+        reason = f"the subscription is off, so it is sent nothing; when on, {reason}"
+    results = decision.results if decision is not None else ()
+    return Explanation(
+        included=included,
+        reason=reason,
+        subscriptionOn=record.on,
+        event=EventRef(id=event["id"], type=target.event_type),
+        resource=target.resource,
+        actions=_action_names(target),
+        statements=[_statement(index, result) for index, result in enumerate(results)],
+        decidedBy=decision.decided_by if decision is not None else None,
+    )
+
+
+def _statement(index: int, result: StatementResult) -> StatementExplanation:
+    return StatementExplanation(
+        index=index,
+        **statement_to_dict(result.statement),
+        resourceMatched=result.resource_matched,
+        actionMatched=result.action_matched,
+        matched=result.matched,
+    )
+
+
+def _action_names(target: EventTarget) -> list[str]:
+    """The mapped action names in the catalog's order, then the raw type if it is another."""
+    names = list(target.ld_actions)
+    return names + [name for name in sorted(target.actions) if name not in names]
