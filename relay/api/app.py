@@ -22,6 +22,7 @@ from relay.api.routes import (
     client_metrics,
     deliveries,
     events,
+    explain,
     flag_events,
     health,
     ingest,
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         deliveries,
         integration_manifests,
         metrics,
+        explain,
     )
     for module in routers:
         app.include_router(module.router)
