@@ -56,6 +56,7 @@ def test_up_with_sentinels_follows_a_failover_without_restarting_anything(
         up = start(tmp_path, env)
         try:
             wait_for(lambda: healthy(up) and ready(up), 90, "/readyz")
+            wait_for(lambda: "Press Ctrl-C to stop." in up.stdout, 10, "the banner")
             banner = "\n".join(up.stdout)
             assert f"via sentinels {', '.join(topology.sentinel_addresses)}" in banner
             assert topology.password not in banner
