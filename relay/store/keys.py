@@ -52,6 +52,11 @@ Access (owner: relay/store/tokens.py)
     relay:authfail:{address}           [string] failed authentications from a client address
                                                 in the current window (TTL = the window)
 
+Console sessions (owner: relay/store/sessions.py)
+    relay:session:{sha256}             [hash]   a console sign-in, by the hash of its cookie:
+                                                token, tokenHash, csrf, createdAt (TTL 12 h)
+    relay:sessions:{token}             [zset]   a token's session hashes, score = created ms
+
 Operations
     relay:workers                      [zset]   worker hostname, score = last heartbeat ms
     relay:sources                      [hash]   pull source name -> JSON config
@@ -206,3 +211,11 @@ def source_status(name: str) -> str:
 
 def lock(name: str) -> str:
     return f"{PREFIX}lock:{name}"
+
+
+def session(session_hash: str) -> str:
+    return f"{PREFIX}session:{session_hash}"
+
+
+def token_sessions(token_id: str) -> str:
+    return f"{PREFIX}sessions:{token_id}"

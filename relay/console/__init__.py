@@ -1,0 +1,1 @@
+"""The console: the web page served at /console (static files) and its sign-in sessions."""
