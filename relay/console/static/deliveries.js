@@ -2,7 +2,6 @@
 // and the dead letters of every subscription.
 
 import {
-  allSubscriptions,
   api,
   ApiError,
   canWrite,
@@ -57,7 +56,7 @@ async function showDeliveries(holder, path, session, signal) {
     holder.replaceChildren(h("p", { class: "muted", text: "Deliveries and their attempts are shown to writers and admins." }));
     return;
   }
-  const retry = canWrite(session) ? (delivery) => retryButton(path, delivery, holder, signal) : null;
+  const retry = canWrite(session) ? (delivery) => retryButton(path, delivery, signal) : null;
   const rows = answer.items.map((d) => [
     h("code", { text: d._id }),
     d.kind,
@@ -98,7 +97,7 @@ function excerpt(text) {
   return flat.length > EXCERPT ? `${flat.slice(0, EXCERPT)}…` : flat;
 }
 
-function retryButton(path, delivery, holder, signal) {
+function retryButton(path, delivery, signal) {
   const button = h("button", { type: "button", "aria-label": `Retry delivery ${delivery._id}`, text: "Retry" });
   button.addEventListener("click", async () => {
     button.disabled = true;
@@ -207,29 +206,39 @@ function countStates(states) {
 
 /** The dead letters of every subscription, with Retry for writers. */
 export async function renderDead(page, { session, signal, query }) {
-  page.append(h("h1", { text: "Deliveries" }), h("p", { class: "muted", text: "Dead letters: deliveries that used up their attempts." }));
+  page.append(h("h1", { text: "Deliveries" }));
   const after = query.get("after") || "";
-  const [answer, subs] = await Promise.all([
-    api("GET", withQuery("/api/v2/deliveries", { state: "dead", limit: 50, after }), undefined, signal),
-    allSubscriptions(signal),
-  ]);
-  const kinds = new Map(subs.map((s) => [s._id, s]));
-  const message = statusLine();
+  const path = withQuery("/api/v2/deliveries", { state: "dead", limit: 50, after });
+  const answer = await api("GET", path, undefined, signal);
   const rows = answer.items.map((d) => {
-    const sub = kinds.get(d.subscriptionId);
-    const path = sub && `/api/v2/integrations/${encodeURIComponent(sub.kind)}/${encodeURIComponent(sub._id)}`;
+    const known = d.integrationKey && d.subscriptionName !== undefined;
+    const subPath = known && `/api/v2/integrations/${encodeURIComponent(d.integrationKey)}/${encodeURIComponent(d.subscriptionId)}`;
     return [
       h("code", { text: d._id }),
-      sub ? h("a", { href: subscriptionHref(sub.kind, sub._id), text: sub.name }) : d.subscriptionId,
+      known ? h("a", { href: subscriptionHref(d.integrationKey, d.subscriptionId), text: d.subscriptionName }) : `${d.subscriptionId} (deleted)`,
       d.eventId === undefined ? "" : h("a", { href: `#/events/${d.eventId}`, text: String(d.eventId) }),
       excerpt(d.reason),
-      attemptsCell(d),
-      formatTime(d.updatedAt),
-      sub && canWrite(session) ? retryButton(path, d, page, signal) : "",
+      lastAttempt(d),
+      formatTime(d.queuedAt),
+      known && canWrite(session) ? retryButton(subPath, d, signal) : "",
     ];
   });
-  const headers = ["Delivery", "Subscription", "Event", "Reason", "Attempts", "Died", "Action"];
-  page.append(message, table("Dead letters, newest first", headers, rows, "No dead letters."));
-  const next = answer.next ?? answer.after;
-  if (next) page.append(h("p", {}, h("a", { href: `#/deliveries?after=${encodeURIComponent(next)}`, text: "Older dead letters" })));
+  const headers = ["Delivery", "Subscription", "Event", "Reason", "Last attempt", "Died", "Action"];
+  const caption = `Dead letters, newest first (${answer.totalCount} in all)`;
+  page.append(
+    h("p", { class: "muted", text: "Dead letters: deliveries that used up their attempts, kept for the retention period." }),
+    table(caption, headers, rows, "No dead letters."),
+  );
+  if (answer.next) {
+    const older = `#/deliveries?after=${encodeURIComponent(answer.next)}`;
+    page.append(h("nav", { class: "pager", "aria-label": "Result pages" }, h("a", { href: older, text: "Older dead letters" })));
+  }
+}
+
+function lastAttempt(delivery) {
+  const attempt = delivery.lastAttempt;
+  if (!attempt) return `${delivery.attemptCount} attempts`;
+  const said = excerpt(attempt.error || attempt.responseBody);
+  const code = attempt.statusCode ?? "no answer";
+  return `${delivery.attemptCount} attempts; last ${code} in ${attempt.durationMs} ms${said ? `: ${said}` : ""}`;
 }

@@ -58,7 +58,7 @@ function cards(status, samples) {
       windowAttempts > 0
         ? percent(windowDelivered, windowAttempts)
         : percent(last.delivered, last.delivered + last.failed),
-      windowAttempts > 0 ? "over the last minute" : "since the counts began",
+      windowAttempts > 0 ? "of attempts in the last minute" : "of attempts since the counts began",
     ),
     card("Failing subscriptions", String(failing), `of ${status.subscriptions.length}`),
     card("Paused subscriptions", String(paused), "waiting for their receiver's Retry-After"),

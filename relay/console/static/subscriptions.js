@@ -76,37 +76,50 @@ function configSection(sub) {
     "section",
     { "aria-labelledby": "config-heading" },
     h("h2", { id: "config-heading", text: "Configuration" }),
-    list,
-    h("h3", { text: "Config (secrets masked)" }),
-    h("pre", { class: "json", text: json(sub.config) }),
-    h("h3", { text: "Delivery settings" }),
-    h("pre", { class: "json", text: json(sub.delivery) }),
+    h(
+      "div",
+      { class: "columns" },
+      list,
+      h(
+        "div",
+        {},
+        h("h3", { text: "Config (secrets masked)" }),
+        h("pre", { class: "json", text: json(sub.config) }),
+        h("h3", { text: "Delivery settings" }),
+        h("pre", { class: "json", text: json(sub.delivery) }),
+      ),
+    ),
   );
 }
 
 function policySection(sub, path, session, signal) {
   const [editorField, editor] = field(
     "Policy statements (JSON)",
-    { value: json(sub.statements), rows: 10, spellcheck: "false", class: "code" },
+    { value: json(sub.statements), rows: 16, spellcheck: "false", class: "code" },
     "textarea",
   );
   const problem = h("p", { class: "error", role: "alert" });
-  const summary = statusLine();
+  const summary = h("p", { id: "preview-summary", class: "status", role: "status" });
   const results = h("div");
   const preview = debounce(() => runPreview(editor.value, problem, summary, results, signal), PREVIEW_DELAY_MS);
   editor.addEventListener("input", preview);
-  const section = h(
+  const editing = h("div", {}, editorField, problem);
+  if (canWrite(session)) editing.append(saveControl(path, editor, problem));
+  const previewing = h(
+    "div",
+    {},
+    h("h3", { text: `Preview over the ${PREVIEW_EVENTS} most recent events` }),
+    summary,
+    h("div", { class: "scroll" }, results),
+  );
+  runPreview(editor.value, problem, summary, results, signal);
+  return h(
     "section",
     { "aria-labelledby": "policy-heading" },
     h("h2", { id: "policy-heading", text: "Policy" }),
-    h("p", { class: "muted", text: "No statements: every event is included. Deny wins over allow." }),
-    editorField,
-    problem,
+    h("p", { class: "muted", text: "No statements: every flag audit event is included. A deny that matches wins over any allow." }),
+    h("div", { class: "columns" }, editing, previewing),
   );
-  if (canWrite(session)) section.append(saveControl(path, editor, problem));
-  section.append(h("h3", { text: `Preview over the ${PREVIEW_EVENTS} most recent events` }), summary, results);
-  runPreview(editor.value, problem, summary, results, signal);
-  return section;
 }
 
 function saveControl(path, editor, problem) {
