@@ -6,13 +6,13 @@ import {
   ApiError,
   canWrite,
   field,
-  formatTime,
   h,
   pause,
   showError,
   statusLine,
   subscriptionHref,
   table,
+  when,
   withQuery,
 } from "./lib.js";
 
@@ -63,7 +63,7 @@ async function showDeliveries(holder, path, session, signal) {
     d.eventId === undefined ? "" : h("a", { href: `#/events/${d.eventId}`, text: String(d.eventId) }),
     h("span", { class: `state ${d.state}`, text: d.state }),
     attemptsCell(d),
-    formatTime(d.updatedAt),
+    when(d.updatedAt),
     retry && d.state === "dead" ? retry(d) : "",
   ]);
   const headers = ["Delivery", "Kind", "Event", "State", "Attempts", "Updated", "Action"];
@@ -75,7 +75,7 @@ function attemptsCell(delivery) {
   const attempts = delivery.attempts;
   if (!attempts.length) return `${delivery.attemptCount} attempts`;
   const rows = attempts.map((a) => [
-    formatTime(a.at),
+    when(a.at),
     a.statusCode === null || a.statusCode === undefined ? "no answer" : String(a.statusCode),
     `${a.durationMs} ms`,
     a.outcome,
@@ -219,7 +219,7 @@ export async function renderDead(page, { session, signal, query }) {
       d.eventId === undefined ? "" : h("a", { href: `#/events/${d.eventId}`, text: String(d.eventId) }),
       excerpt(d.reason),
       lastAttempt(d),
-      formatTime(d.queuedAt),
+      when(d.queuedAt),
       known && canWrite(session) ? retryButton(subPath, d, signal) : "",
     ];
   });

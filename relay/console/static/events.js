@@ -11,6 +11,7 @@ import {
   json,
   subscriptionHref,
   table,
+  when,
   withQuery,
 } from "./lib.js";
 
@@ -63,7 +64,7 @@ function searchForm(query) {
 function results(events, total, offset) {
   const rows = events.map((e) => [
     h("a", { href: `#/events/${e.id}`, text: String(e.id) }),
-    formatTime(e.createdAt),
+    when(e.createdAt),
     e.type,
     e.featureName ?? "",
     e.project ?? "",

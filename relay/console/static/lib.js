@@ -109,6 +109,12 @@ export function formatTime(value) {
   return date.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
+/** A <time> element for a table cell (kept on one line by the style sheet). */
+export function when(value) {
+  const text = formatTime(value);
+  return text ? h("time", { datetime: new Date(value).toISOString(), text }) : "";
+}
+
 /** `part / whole` as a percentage, "–" when there is nothing to divide. */
 export function percent(part, whole) {
   return whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : "–";

@@ -1,7 +1,7 @@
 // Overview: what `relay status` shows, refreshed every few seconds. Rates per minute come
 // from the difference between successive totals over the last minute.
 
-import { api, formatTime, h, pause, percent, subscriptionHref, table } from "./lib.js";
+import { api, formatTime, h, pause, percent, subscriptionHref, table, when } from "./lib.js";
 
 const REFRESH_MS = 5000;
 const WINDOW_MS = 60_000;
@@ -122,6 +122,6 @@ function queues(status) {
 }
 
 function workers(status) {
-  const rows = status.workers.map((w) => [w.name, w.alive ? "alive" : "silent", formatTime(w.lastSeen)]);
+  const rows = status.workers.map((w) => [w.name, w.alive ? "alive" : "silent", when(w.lastSeen)]);
   return table("Workers", ["Worker", "State", "Last heartbeat"], rows, "No worker has sent a heartbeat.");
 }

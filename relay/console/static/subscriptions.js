@@ -15,6 +15,7 @@ import {
   statusLine,
   subscriptionHref,
   table,
+  when,
 } from "./lib.js";
 import { deliveriesSection } from "./deliveries.js";
 
@@ -174,7 +175,7 @@ function previewTable(items) {
   const rows = items.map((item) => [
     h("a", { href: `#/events/${item.eventId}`, text: String(item.eventId) }),
     item.type,
-    formatTime(item.createdAt),
+    when(item.createdAt),
     h("span", { class: item.included ? "yes" : "no", text: item.included ? "included" : "excluded" }),
     item.reason,
   ]);

@@ -1,6 +1,6 @@
 // Tokens (admins): the list, a form to create one (its secret shown once), Revoke.
 
-import { api, field, formatTime, h, showError, statusLine, table } from "./lib.js";
+import { api, field, h, showError, statusLine, table, when } from "./lib.js";
 
 const ROLES = ["reader", "writer", "admin", "ingest"];
 
@@ -56,7 +56,7 @@ function tokenTable(answer, message, reload) {
   const rows = answer.items.map((token) => [
     token.name,
     token.role,
-    formatTime(token.creationDate),
+    when(token.creationDate),
     h("button", { type: "button", "aria-label": `Revoke ${token.name}`, on: { click: revoke(token) }, text: "Revoke" }),
   ]);
   return table(`${answer.totalCount} tokens`, ["Name", "Role", "Created", "Action"], rows, "No tokens.");
