@@ -1,12 +1,15 @@
 """Allow/deny evaluation of statements against one event, as DESIGN.md specifies.
 
 `matches` answers yes or no, fast, for fan-out; `decide` answers the same question
-clause by clause, for explaining it. Both judge each clause with the same two functions.
+clause by clause, for explaining it; `deciding_statement` names the statement that decided
+without the clauses' results, for previews over many events. All three judge each clause
+with the same two functions; `matches` keeps its own loop over them, as it runs for every
+candidate subscription of every event (a property test holds the three to one answer).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from policies.statements import Statement
@@ -18,6 +21,7 @@ __all__ = [
     "StatementResult",
     "action_clause_matches",
     "decide",
+    "deciding_statement",
     "matches",
     "resource_clause_matches",
     "statement_matches",
@@ -91,13 +95,35 @@ def decide(
         )
         for statement in statements
     )
-    matched = [index for index, result in enumerate(results) if result.matched]
-    denied = [index for index in matched if statements[index].effect == "deny"]
-    if denied:
-        return Decision(included=False, results=results, decided_by=denied[0])
-    if matched:
-        return Decision(included=True, results=results, decided_by=matched[0])
-    return Decision(included=False, results=results, decided_by=None)
+    decided_by = _decider(statements, lambda index: results[index].matched)
+    included = decided_by is not None and statements[decided_by].effect == "allow"
+    return Decision(included=included, results=results, decided_by=decided_by)
+
+
+def deciding_statement(
+    statements: Sequence[Statement],
+    target: EventTarget,
+    *,
+    critical_environments: frozenset[str] = DEFAULT_CRITICAL_ENVIRONMENTS,
+) -> int | None:
+    """`decide`'s `decided_by` alone: a statement's clauses are judged until one fails,
+    and no statement after the first matching deny."""
+    return _decider(
+        statements,
+        lambda index: statement_matches(statements[index], target, critical_environments),
+    )
+
+
+def _decider(statements: Sequence[Statement], matched: Callable[[int], bool]) -> int | None:
+    """Deny wins: the first statement `matched` that denies, else the first that allows."""
+    allowed: int | None = None
+    for index, statement in enumerate(statements):
+        if matched(index):
+            if statement.effect == "deny":
+                return index
+            if allowed is None:
+                allowed = index
+    return allowed
 
 
 def statement_matches(

@@ -10,7 +10,10 @@ without statements gets none of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,10 +27,10 @@ from policies import (
     statement_to_dict,
 )
 from policies.catalog import RELAY_EVENT_TYPES, RELAY_SOURCE
-from policies.evaluation import Decision, StatementResult, decide
+from policies.evaluation import Decision, StatementResult, decide, deciding_statement
 from relay.errors import FieldProblem
 from relay.settings import Settings
-from relay.store.subscriptions import SubscriptionRecord
+from relay.store.subscriptions import SubscriptionRecord, policy_entries
 from relay.subscriptions.input import invalid
 from relay.subscriptions.limits import policy_problems
 from relay.subscriptions.models import StatementPost, SubscriptionPost
@@ -111,19 +114,63 @@ class PolicyPreview(BaseModel):
     total: int
 
 
+class ParsedPolicies:
+    """Stored policies parsed once, by their JSON; the least recently used go first once
+    they hold more than `max_entries` entries together.
+
+    Parsing is most of an explanation's time: 2.3 ms for 50 statements of two specifiers
+    and three actions, against 0.15 ms to evaluate them. Bounded by entries, as workers'
+    indexes are (RELAY_MAX_TOTAL_POLICY_ENTRIES), since a policy's size varies 250-fold.
+    """
+
+    def __init__(self, *, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self._entries = 0
+        self._parsed: OrderedDict[str, tuple[tuple[Statement, ...], int]] = OrderedDict()
+        self._lock = threading.Lock()  # routes run in a thread pool
+
+    def get(self, statements: list[dict[str, Any]]) -> Sequence[Statement]:
+        """The parsed statements; raises StatementValidationError as `parse_statements` does."""
+        key = json.dumps(statements)
+        with self._lock:
+            found = self._parsed.get(key)
+            if found is not None:
+                self._parsed.move_to_end(key)
+                return found[0]
+        parsed = tuple(parse_statements(statements))
+        self._keep(key, parsed, max(1, policy_entries(statements)))
+        return parsed
+
+    def _keep(self, key: str, parsed: tuple[Statement, ...], entries: int) -> None:
+        with self._lock:
+            if key in self._parsed:
+                return
+            self._parsed[key] = (parsed, entries)
+            self._entries += entries
+            while self._entries > self._max_entries and len(self._parsed) > 1:
+                _, (_, dropped) = self._parsed.popitem(last=False)
+                self._entries -= dropped
+
+
 def explain(
-    record: SubscriptionRecord, event: Mapping[str, Any], critical: frozenset[str]
+    record: SubscriptionRecord,
+    event: Mapping[str, Any],
+    critical: frozenset[str],
+    *,
+    parse: Callable[[list[dict[str, Any]]], Sequence[Statement]] = parse_statements,
 ) -> Explanation:
-    """Whether the subscription receives the recorded event, statement by statement."""
+    """Whether the subscription receives the recorded event, statement by statement;
+    `parse` reads its stored policy (`ParsedPolicies.get` keeps them between calls)."""
     target = map_event(event)
     try:
-        statements = parse_statements(record.statements)
+        statements = parse(record.statements)
     except StatementValidationError as exc:
         # validated when written, so only a policy stored by an older relay; fan-out skips it
         verdict = (False, f"excluded: the stored policy does not validate ({exc})")
         return _explanation(record, event, target, None, verdict)
     decision = decide(statements, target, critical_environments=critical)
-    verdict = _verdict(decision, _relay_rule(event, statements, sub_id=record.id))
+    relay_rule = _relay_rule(event, statements, sub_id=record.id)
+    verdict = _verdict(statements, decision.decided_by, relay_rule)
     return _explanation(record, event, target, decision, verdict)
 
 
@@ -133,8 +180,12 @@ def preview(
     """Whether a subscription with `statements` would receive each of the recorded events."""
     items = []
     for event in events:
-        decision = decide(statements, map_event(event), critical_environments=critical)
-        included, reason = _verdict(decision, _relay_rule(event, statements, sub_id=None))
+        # only the deciding statement: 0.15 ms per event for 50 statements with every
+        # clause judged (decide), a third of that without
+        target = map_event(event)
+        decided_by = deciding_statement(statements, target, critical_environments=critical)
+        relay_rule = _relay_rule(event, statements, sub_id=None)
+        included, reason = _verdict(statements, decided_by, relay_rule)
         items.append(
             PreviewItem(
                 eventId=event["id"],
@@ -142,7 +193,7 @@ def preview(
                 createdAt=str(event.get("createdAt", "")),
                 included=included,
                 reason=reason,
-                decidedBy=decision.decided_by,
+                decidedBy=decided_by,
             )
         )
     return items
@@ -178,23 +229,23 @@ def _relay_rule(
     return None
 
 
-def _verdict(decision: Decision, relay_rule: str | None) -> tuple[bool, str]:
-    """Whether fan-out delivers the event, and why in a sentence."""
-    decided_by = decision.decided_by
-    if decision.included and relay_rule is not None:
+def _verdict(
+    statements: Sequence[Statement], decided_by: int | None, relay_rule: str | None
+) -> tuple[bool, str]:
+    """Whether fan-out delivers the event, given the policy's deciding statement, and why."""
+    if not statements:
+        verdict = (True, "included: a policy without statements receives every event")
+    elif decided_by is None:
+        verdict = (False, "excluded: no statement matches in both its resource and action clauses")
+    elif statements[decided_by].effect == "deny":
+        deny = f"excluded by statement {decided_by} (deny): both its clauses match, and deny wins"
+        verdict = (False, deny)
+    else:
+        allow = f"included by statement {decided_by} (allow): both its clauses match, no deny does"
+        verdict = (True, allow)
+    if verdict[0] and relay_rule is not None:
         return False, relay_rule
-    if not decision.results:
-        return True, "included: a policy without statements receives every event"
-    if decided_by is None:
-        return False, "excluded: no statement matches in both its resource and its action clause"
-    if decision.included:
-        return True, (
-            f"included by statement {decided_by} (allow): both its clauses match "
-            "and no deny matches"
-        )
-    return False, (
-        f"excluded by statement {decided_by} (deny): both its clauses match, and deny wins"
-    )
+    return verdict
 
 
 def _explanation(

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies import EventTarget, map_event, matches, parse_statements
-from policies.evaluation import decide
+from policies.evaluation import decide, deciding_statement
 from tests.policies.conftest import MakeTarget
 from tests.policies.test_policies_cases import CASES
 from tests.policies.test_policies_evaluation import STATEMENT_CASES, allow, deny
@@ -61,13 +61,14 @@ def test_decide_answers_as_matches_on_the_specifier_table(
 def test_decide_agrees_with_matches_on_random_policies(
     raw: list[dict[str, Any]], event: dict[str, Any], critical: frozenset[str]
 ) -> None:
-    """On random statements and events `decide` and `matches` never disagree."""
+    """On random statements and events `decide`, `deciding_statement` and `matches` agree."""
     parsed = parse_statements(raw)
     target = map_event(event)
 
     decision = decide(parsed, target, critical_environments=critical)
 
     assert decision.included is matches(parsed, target, critical_environments=critical)
+    assert decision.decided_by == deciding_statement(parsed, target, critical_environments=critical)
     if decision.decided_by is not None:
         decider = decision.results[decision.decided_by]
         assert decider.matched

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from relay.api.deps import ReaderDep, SettingsDep, StoreDep
 from relay.api.schemas import AUTH_ERRORS, error_responses
@@ -13,6 +13,7 @@ from relay.errors import NotFoundError
 from relay.store import events, subscriptions
 from relay.subscriptions.explain import (
     Explanation,
+    ParsedPolicies,
     PolicyPreview,
     PolicyPreviewPost,
     explain,
@@ -27,6 +28,19 @@ MAX_EVENT_ID = 2**63 - 1
 EventId = Annotated[int, Query(ge=1, le=MAX_EVENT_ID, description="a recorded event's relay id")]
 
 
+async def get_parsed_policies(request: Request) -> ParsedPolicies:
+    """The app's parsed stored policies, made at the first explanation."""
+    state = request.app.state
+    if getattr(state, "parsed_policies", None) is None:
+        settings = state.settings
+        state.parsed_policies = ParsedPolicies(max_entries=settings.max_total_policy_entries)
+    policies: ParsedPolicies = state.parsed_policies
+    return policies
+
+
+ParsedPoliciesDep = Annotated[ParsedPolicies, Depends(get_parsed_policies)]
+
+
 @router.get(
     "/api/v2/integrations/{integrationKey}/{id}/explain",
     response_model=Explanation,
@@ -38,6 +52,7 @@ def explain_event(
     eventId: EventId,
     client: StoreDep,
     settings: SettingsDep,
+    policies: ParsedPoliciesDep,
     _: ReaderDep,
 ) -> Explanation:
     """Whether a subscription receives a recorded event, and why, statement by statement."""
@@ -47,7 +62,7 @@ def explain_event(
     [event] = events.get_events(client, ids=[eventId])
     if event is None:
         raise NotFoundError(f"no event {eventId}")
-    return explain(record, event, settings.critical_set)
+    return explain(record, event, settings.critical_set, parse=policies.get)
 
 
 @router.post("/api/v2/policy-preview", response_model=PolicyPreview, responses=error_responses(413))

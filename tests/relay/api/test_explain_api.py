@@ -154,6 +154,32 @@ def test_explain_of_an_off_subscription_says_it_is_off(
     assert answer["reason"].startswith("the subscription is off")
 
 
+def test_explain_follows_a_changed_policy(
+    app_client: TestClient,
+    redis_client: Redis,
+    admin_headers: dict[str, str],
+    reader: dict[str, str],
+) -> None:
+    """After a PATCH of the statements, explain answers for the new ones."""
+    sub_id = subscribe_via_api(
+        app_client, URL, name="s", headers=admin_headers, statements=[allow([ALL_FLAGS])]
+    )
+    event_id = record_event(redis_client)
+
+    def included() -> bool:
+        answer = app_client.get(explain_path(sub_id), params={"eventId": event_id}, headers=reader)
+        return bool(answer.json()["included"])
+
+    before = included()
+    patch = [{"op": "replace", "path": "/statements", "value": [allow(["proj/*"])]}]
+    changed = app_client.patch(
+        f"/api/v2/integrations/webhook/{sub_id}", json=patch, headers=admin_headers
+    )
+
+    assert changed.status_code == 200, changed.text
+    assert (before, included()) == (True, False)
+
+
 def test_explain_answers_404_for_what_does_not_exist(
     app_client: TestClient,
     redis_client: Redis,

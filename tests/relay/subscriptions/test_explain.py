@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from policies import parse_statements
+from policies import StatementValidationError, parse_statements
 from relay.errors import InvalidRequestError
 from relay.settings import Settings
 from relay.store.subscriptions import SubscriptionRecord
-from relay.subscriptions.explain import explain, preview, preview_statements
+from relay.subscriptions.explain import ParsedPolicies, explain, preview, preview_statements
 from relay.subscriptions.models import StatementPost
 
 CRITICAL = frozenset({"production"})
@@ -73,7 +73,7 @@ def test_explanation_names_the_resource_actions_and_each_clause() -> None:
 
     assert answer == {
         "included": True,
-        "reason": "included by statement 1 (allow): both its clauses match and no deny matches",
+        "reason": "included by statement 1 (allow): both its clauses match, no deny does",
         "subscriptionOn": True,
         "event": {"id": 7, "type": "feature-environment-enabled"},
         "resource": "proj/default:env/production:flag/checkout",
@@ -223,3 +223,50 @@ def test_preview_statements_are_validated_as_a_subscription_s(settings: Settings
     assert [p.attribute for p in limits.value.errors] == ["statements"]
     assert "RELAY_MAX_STATEMENTS" in limits.value.errors[0].reason
     assert [p.attribute for p in grammar.value.errors] == ["statements[0].resources[0]"]
+
+
+def test_parsed_policies_parse_each_policy_once() -> None:
+    """The same stored statements give the same parsed policy; others their own."""
+    policies = ParsedPolicies(max_entries=100)
+    first = [allow([ALL_FLAGS])]
+
+    once = policies.get(first)
+
+    assert policies.get([allow([ALL_FLAGS])]) is once
+    assert list(once) == parse_statements(first)
+    assert policies.get([allow(["proj/*"])]) is not once
+
+
+def test_parsed_policies_forget_the_least_recent_past_their_entries() -> None:
+    """Past `max_entries` entries the least recently used policy is parsed again."""
+    policies = ParsedPolicies(max_entries=4)  # two policies of two entries each
+    a, b, c = ([allow([f"proj/{name}"])] for name in "abc")
+    kept_a = policies.get(a)
+    kept_b = policies.get(b)
+    policies.get(a)  # a is now the most recent
+
+    policies.get(c)
+
+    assert policies.get(a) is kept_a
+    assert policies.get(b) is not kept_b
+
+
+def test_parsed_policies_keep_nothing_of_an_invalid_policy() -> None:
+    """A policy that does not parse raises each time, as parse_statements does."""
+    policies = ParsedPolicies(max_entries=100)
+    invalid = [{"effect": "allow", "resources": ["flg/*"], "actions": ["*"]}]
+
+    for _ in range(2):
+        with pytest.raises(StatementValidationError):
+            policies.get(invalid)
+
+
+def test_explain_of_a_stored_policy_that_no_longer_validates() -> None:
+    """Excluded, and the reason says the stored policy does not validate."""
+    invalid = [{"effect": "allow", "resources": ["flg/*"], "actions": ["*"]}]
+
+    answer = explain(record(invalid), flag_event(), CRITICAL)
+
+    assert not answer.included
+    assert answer.statements == []
+    assert "does not validate" in answer.reason
