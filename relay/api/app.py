@@ -20,7 +20,9 @@ from relay.api.middleware import (
 from relay.api.request_metrics import RequestMetricsMiddleware, all_routes
 from relay.api.routes import (
     client_metrics,
+    console,
     deliveries,
+    delivery_queues,
     events,
     explain,
     flag_events,
@@ -28,6 +30,7 @@ from relay.api.routes import (
     ingest,
     integration_manifests,
     metrics,
+    status,
     subscriptions,
     tokens,
 )
@@ -60,6 +63,9 @@ def create_app(settings: Settings | None = None, *, redis: Redis | None = None) 
         integration_manifests,
         metrics,
         explain,
+        status,
+        delivery_queues,
+        console,
     )
     for module in routers:
         app.include_router(module.router)

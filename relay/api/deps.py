@@ -3,6 +3,12 @@ calling with what rights.
 
 The token checks are async and make their Redis calls off the event loop (the runtime's
 `off_loop` pool): a Redis that stalls holds the requests that need it, never the loop.
+
+A caller shows a token in the `Authorization` header or, on `/api/...` routes other than
+ingest's, the console's session cookie (relay/console/sessions.py) when it sends no
+such header: the header wins. With the cookie, requests that change something (any
+method but GET, HEAD and OPTIONS) must carry the session's CSRF token in `X-CSRF-Token`,
+or get 403: another site can make a browser send the cookie, but cannot read the token.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from fastapi.security import APIKeyHeader
 
 from relay.api.auth_failures import client_address
 from relay.api.runtime import ApiRuntime, runtime_of
+from relay.console import sessions as console_sessions
+from relay.console.sessions import Session
 from relay.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from relay.integrations.catalog import Catalog
 from relay.settings import Settings, is_well_formed_token
@@ -55,6 +63,9 @@ StoreDep = Annotated[Redis, Depends(get_redis)]
 
 _MISSING = "missing Authorization header (a relay API token)"
 _MALFORMED = "malformed access token (printable ASCII without spaces, at most 1024 characters)"
+_NO_SESSION = "no console session, or it has ended: sign in again"
+_CSRF = "missing or wrong CSRF token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # set in the request's state by a token check made before the route (TokenFirstMiddleware)
 _CHECKED = "relay_checked_token"
 
@@ -92,28 +103,83 @@ async def check_before_body(request: Request, capability: Capability | None) -> 
     """The token check of a route's dependencies, made before its body is read; the
     dependencies then take this result instead of checking (and counting) again."""
     runtime = runtime_of(request.app)
-    info = await _authenticated(request, runtime, request.headers.get("authorization"))
+    # ingest is header-only: a browser session has no reason to post events
+    info = await _authenticated(
+        request,
+        runtime,
+        request.headers.get("authorization"),
+        cookie_allowed=capability is not Capability.INGEST,
+    )
     if capability is not None and not info.can(capability):
         raise refusal(info.role.value, capability)
     request.scope.setdefault("state", {})[_CHECKED] = info
     return info
 
 
-async def _authenticated(request: Request, runtime: ApiRuntime, header: str | None) -> TokenInfo:
+async def _authenticated(
+    request: Request, runtime: ApiRuntime, header: str | None, *, cookie_allowed: bool = True
+) -> TokenInfo:
+    if cookie_allowed and _by_cookie(request, header):
+        info = await _session_token(request, runtime)
+    else:
+        info = await token_of_secret(request, runtime, _secret_from(header))
+    request.state.token = info
+    await limit_rate(request, runtime, info)
+    return info
+
+
+async def token_of_secret(request: Request, runtime: ApiRuntime, secret: str) -> TokenInfo:
+    """The token whose secret `secret` is, or 401, counted as a failed authentication of
+    the caller's address (429 once that address is blocked)."""
     failures = runtime.auth_failures
     address = client_address(request.scope)
     # a blocked address gets only stored tokens, which cannot be guessed (auth_failures.py)
     bootstrap = not failures.blocked(address)
-    secret = _secret_from(header)
     try:
-        info = await _token_info(runtime, secret, bootstrap=bootstrap)
+        return await _token_info(runtime, secret, bootstrap=bootstrap)
     except UnauthorizedError:
         await failures.failed(runtime.off_loop, runtime.redis, address)  # 429 when blocked
         raise
-    request.state.token = info
-    if runtime.settings.rate_limit_per_second > 0:
-        await _limit(request, runtime, info)
-    return info
+
+
+def _by_cookie(request: Request, header: str | None) -> bool:
+    return (
+        not (header or "").strip()
+        and request.scope["path"].startswith("/api/")
+        and console_sessions.COOKIE in request.cookies
+    )
+
+
+async def _session_token(request: Request, runtime: ApiRuntime) -> TokenInfo:
+    session = await console_session(request, runtime)
+    check_csrf(request, session)
+    return session.token
+
+
+# A cookie that names no session is not counted as a failed authentication: it cannot be
+# a guess (256 random bits), it is a browser whose session ended, and a console polling
+# with it would otherwise get its address, maybe a shared one, blocked.
+async def console_session(request: Request, runtime: RuntimeDep) -> Session:
+    """The live console session the request's cookie names, or 401."""
+    session_id = request.cookies.get(console_sessions.COOKIE, "")
+    if not console_sessions.is_well_formed(session_id):
+        raise UnauthorizedError(_NO_SESSION)
+    found = await runtime.off_loop.run(
+        console_sessions.find,
+        runtime.redis,
+        session_id=session_id,
+        admin_token=runtime.settings.admin_token,
+    )
+    if found is None:
+        raise UnauthorizedError(_NO_SESSION)
+    return found
+
+
+def check_csrf(request: Request, session: Session) -> None:
+    """403 unless a request that changes something repeats the session's CSRF token."""
+    presented = request.headers.get(console_sessions.CSRF_HEADER)
+    if request.method not in SAFE_METHODS and not console_sessions.csrf_matches(session, presented):
+        raise ForbiddenError(_CSRF)
 
 
 async def _token_info(runtime: ApiRuntime, secret: str, *, bootstrap: bool) -> TokenInfo:
@@ -134,8 +200,11 @@ def _is_bootstrap(secret: str, settings: Settings) -> bool:
     return bool(admin) and hmac.compare_digest(secret.encode(), (admin or "").encode())
 
 
-async def _limit(request: Request, runtime: ApiRuntime, info: TokenInfo) -> None:
+async def limit_rate(request: Request, runtime: ApiRuntime, info: TokenInfo) -> None:
+    """429 when the per-token rate limit is on and `info` used it up."""
     settings = runtime.settings
+    if settings.rate_limit_per_second <= 0:
+        return
     decision = await runtime.off_loop.run(
         ratelimit.take,
         runtime.redis,
@@ -190,7 +259,7 @@ async def _ingest_token(
 
 
 async def _ingest_token_now(request: Request, header: str | None) -> TokenInfo:
-    info = await _authenticated(request, runtime_of(request.app), header)
+    info = await _authenticated(request, runtime_of(request.app), header, cookie_allowed=False)
     if not info.can(Capability.INGEST):
         raise refusal(info.role.value, Capability.INGEST)
     return info
@@ -268,3 +337,4 @@ IngestCallerDep = Annotated[IngestCaller, Depends(_ingest_caller)]
 ReaderDep = Annotated[TokenInfo, Depends(require(Capability.READ))]
 WriterDep = Annotated[TokenInfo, Depends(require(Capability.WRITE))]
 AdminDep = Annotated[TokenInfo, Depends(require(Capability.MANAGE_TOKENS))]
+SessionDep = Annotated[Session, Depends(console_session)]
