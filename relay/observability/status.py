@@ -12,7 +12,7 @@ here is masked: the CLI's user reads Redis itself.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
 from relay.clock import now_ms
@@ -152,7 +152,7 @@ def as_json(status: Status) -> dict[str, Any]:
         "workers": [
             {"name": w.name, "lastSeen": w.last_seen, "alive": w.alive} for w in status.workers
         ],
-        "subscriptions": [_camel(asdict(s)) for s in status.subscriptions],
+        "subscriptions": [_camel(s) for s in status.subscriptions],
         "deadUnattributed": status.dead_unattributed,
         "redis": {
             "role": status.redis.role,
@@ -165,9 +165,15 @@ def as_json(status: Status) -> dict[str, Any]:
     }
 
 
-def _camel(fields: dict[str, Any]) -> dict[str, Any]:
-    def camel(name: str) -> str:
-        head, *rest = name.split("_")
-        return head + "".join(part.capitalize() for part in rest)
+def _camel(health: SubscriptionHealth) -> dict[str, Any]:
+    # its fields are flat values: read one by one, not deep-copied by `asdict` (which took
+    # 40 ms of the API's answer with 1,000 subscriptions)
+    return {camel: getattr(health, name) for name, camel in _CAMEL_NAMES.items()}
 
-    return {camel(name): value for name, value in fields.items()}
+
+def _camel_name(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+_CAMEL_NAMES: Final = {f.name: _camel_name(f.name) for f in fields(SubscriptionHealth)}

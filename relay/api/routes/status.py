@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
 
 from relay.api.deps import ReaderDep, SettingsDep, StoreDep
 from relay.api.schemas import AUTH_ERRORS
@@ -18,6 +18,10 @@ from relay.subscriptions.redaction import redactor_for
 from relay.subscriptions.views import origin_url, shown_config
 
 router = APIRouter(prefix="/api/v2/status", tags=["status"], responses=AUTH_ERRORS)
+
+# characters of a receiver's last answer shown per subscription (its status keeps 4 KiB):
+# a table's excerpt, and 1,000 failing subscriptions answer 0.5 MB, not 2.5 MB
+ERROR_TEXT: Final = 300
 
 
 class QueueDepthsRep(BaseModel):
@@ -49,7 +53,9 @@ class SubscriptionHealthRep(BaseModel):
     errorCount: int
     lastSuccess: int | None
     lastError: int | None
-    lastErrorText: str | None
+    lastErrorText: str | None = Field(
+        description=f"status code and the first {ERROR_TEXT} characters of the answer (writers)"
+    )
     failingSince: int | None
     disabledReason: str | None
     dead: int
@@ -89,7 +95,7 @@ class StatusRep(BaseModel):
 
 
 @router.get("", response_model=StatusRep)
-def get_status(client: StoreDep, settings: SettingsDep, caller: ReaderDep) -> StatusRep:
+def get_status(client: StoreDep, settings: SettingsDep, caller: ReaderDep) -> Response:
     """Queue depths, Redis replicas, workers and every subscription's delivery health."""
     records = subscriptions.list_subscriptions(client)
     document = as_json(gather(client, worker_ttl=settings.worker_heartbeat_ttl, records=records))
@@ -97,7 +103,10 @@ def get_status(client: StoreDep, settings: SettingsDep, caller: ReaderDep) -> St
     document["subscriptions"] = [
         _shown(entry, by_id[entry["id"]], caller) for entry in document["subscriptions"]
     ]
-    return StatusRep.model_validate(document)
+    # validated once and serialized by pydantic-core: FastAPI would validate the returned
+    # model again (a third of the time with 1,000 subscriptions)
+    shown = StatusRep.model_validate(document)
+    return Response(shown.model_dump_json(), media_type="application/json")
 
 
 def _shown(entry: dict[str, Any], record: SubscriptionRecord, caller: TokenInfo) -> dict[str, Any]:
@@ -116,6 +125,7 @@ def _shown(entry: dict[str, Any], record: SubscriptionRecord, caller: TokenInfo)
     # a redactor is built only for text to mask: building one costs more than the rest
     if (trusted and text) or reason:
         redact = redactor_for(record)
-        shown["lastErrorText"] = redact(text) if trusted and text else shown["lastErrorText"]
+        # masked whole, then cut: a cut credential would escape the masking
+        shown["lastErrorText"] = redact(text)[:ERROR_TEXT] if trusted and text else None
         shown["disabledReason"] = redact(reason) if reason else reason
     return shown
