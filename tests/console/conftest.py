@@ -98,13 +98,16 @@ def relay(
     redis_server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: while Playwright's sync API is started it marks an
+# asyncio loop as running in the main thread, and another module's asyncio.run() would
+# then fail (pytest tears a module's fixtures down before the next module's tests run)
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Debian's Chromium, headless; skipped without it outside CI, failed without it in CI."""
     if not CHROMIUM.exists():
