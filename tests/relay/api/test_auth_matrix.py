@@ -11,6 +11,7 @@ from relay.api.app import create_app
 from relay.settings import Settings
 
 PUBLIC = "public"
+SESSION = "session"  # the console's own session: its cookie only, never a token header
 
 # who may call what: the contract of the README's roles table
 EXPECTED: dict[tuple[str, str], str] = {
@@ -37,6 +38,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/v2/integrations/{integrationKey}/{id}/deliveries/{deliveryId}/retry"): "write",
     ("POST", "/api/v2/integrations/{integrationKey}/{id}/replay"): "write",
     ("POST", "/api/v2/integrations/{integrationKey}/{id}/test"): "write",
+    ("GET", "/api/v2/integrations/{integrationKey}/{id}/explain"): "read",
+    ("POST", "/api/v2/policy-preview"): "read",
+    ("GET", "/api/v2/status"): "read",
+    ("GET", "/api/v2/deliveries"): "read",
+    ("POST", "/console/session"): PUBLIC,  # signing in: the token is in the body
+    ("GET", "/console/session"): SESSION,
+    ("DELETE", "/console/session"): SESSION,
 }
 
 ROLE_CAPABILITIES = {
@@ -86,6 +94,11 @@ def test_route_answers_by_role(
     anonymous = app_client.request(method, url, json={})
     if needed == PUBLIC:
         assert anonymous.status_code not in (401, 403)
+        return
+    if needed == SESSION:  # a token header is no session (tests/relay/api/test_console_*)
+        assert anonymous.status_code == 401
+        for headers in role_headers.values():
+            assert app_client.request(method, url, headers=headers).status_code == 401
         return
     assert anonymous.status_code == 401
     assert anonymous.json()["code"] == "unauthorized"
