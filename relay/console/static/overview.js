@@ -1,7 +1,7 @@
 // Overview: what `relay status` shows, refreshed every few seconds. Rates per minute come
 // from the difference between successive totals over the last minute.
 
-import { api, formatTime, h, pause, percent, subscriptionHref, table, when } from "./lib.js";
+import { api, ApiError, formatTime, h, pause, percent, subscriptionHref, table, when } from "./lib.js";
 
 const REFRESH_MS = 5000;
 const WINDOW_MS = 60_000;
@@ -13,11 +13,17 @@ export async function render(page, { signal }) {
   page.append(h("h1", { text: "Overview" }), updated, body);
   const samples = []; // {at, delivered, failed}, the last minute's
   while (!signal.aborted) {
-    const status = await api("GET", "/api/v2/status", undefined, signal);
-    samples.push(totals(status));
-    while (samples.length > 2 && samples[0].at < status.at - WINDOW_MS) samples.shift();
-    body.replaceChildren(...sections(status, samples));
-    updated.textContent = `Updated ${formatTime(status.at)}; refreshes every ${REFRESH_MS / 1000} s.`;
+    try {
+      const status = await api("GET", "/api/v2/status", undefined, signal);
+      samples.push(totals(status));
+      while (samples.length > 2 && samples[0].at < status.at - WINDOW_MS) samples.shift();
+      body.replaceChildren(...sections(status, samples));
+      updated.textContent = `Updated ${formatTime(status.at)}; refreshes every ${REFRESH_MS / 1000} s.`;
+    } catch (error) {
+      if (signal.aborted || (error instanceof ApiError && error.status === 401)) return;
+      // a reading missed (the relay restarting, a 503): say so and try again
+      updated.textContent = `Not updated: ${error.message}. Trying again every ${REFRESH_MS / 1000} s.`;
+    }
     await pause(REFRESH_MS, signal);
   }
 }
