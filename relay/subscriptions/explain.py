@@ -81,6 +81,31 @@ class Explanation(BaseModel):
     )
 
 
+class SubscriptionRef(BaseModel):
+    """Which subscription an explanation is of."""
+
+    id: str = Field(alias="_id")
+    kind: str = Field(description="its integration key")
+    name: str
+    on: bool
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class SubscriptionExplanation(BaseModel):
+    subscription: SubscriptionRef
+    explanation: Explanation
+
+
+class EventExplanations(BaseModel):
+    """Every subscription's decision on one event, a page of them in the order they were
+    created; `included` counts all of them, not only the page."""
+
+    items: list[SubscriptionExplanation]
+    totalCount: int
+    included: int
+
+
 class PolicyPreviewPost(BaseModel):
     """Statements to try, as a subscription's are written, over the most recent events."""
 
@@ -174,14 +199,40 @@ def explain(
     return _explanation(record, event, target, decision, verdict)
 
 
+def explain_all(
+    records: Sequence[SubscriptionRecord],
+    event: Mapping[str, Any],
+    critical: frozenset[str],
+    *,
+    parse: Callable[[list[dict[str, Any]]], Sequence[Statement]],
+    offset: int,
+    limit: int,
+) -> EventExplanations:
+    """`explain` for each subscription: a page of them, and how many include the event."""
+    explained = [explain(record, event, critical, parse=parse) for record in records]
+    page = [
+        SubscriptionExplanation(
+            subscription=SubscriptionRef(
+                id=record.id, kind=record.integration_key, name=record.name, on=record.on
+            ),
+            explanation=explanation,
+        )
+        for record, explanation in zip(
+            records[offset : offset + limit], explained[offset : offset + limit], strict=True
+        )
+    ]
+    included = sum(1 for explanation in explained if explanation.included)
+    return EventExplanations(items=page, totalCount=len(records), included=included)
+
+
 def preview(
     statements: Sequence[Statement], events: Sequence[Mapping[str, Any]], critical: frozenset[str]
 ) -> list[PreviewItem]:
     """Whether a subscription with `statements` would receive each of the recorded events."""
     items = []
     for event in events:
-        # only the deciding statement: 0.15 ms per event for 50 statements with every
-        # clause judged (decide), a third of that without
+        # only the deciding statement: against 50 statements, 0.10 ms an event where
+        # judging every clause (decide) took 0.15 ms
         target = map_event(event)
         decided_by = deciding_statement(statements, target, critical_environments=critical)
         relay_rule = _relay_rule(event, statements, sub_id=None)
