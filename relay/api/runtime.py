@@ -22,6 +22,7 @@ from relay.ingest.writer import IngestWriter, dedupe_ttl_ms
 from relay.integrations.catalog import load_catalog
 from relay.settings import Settings
 from relay.store.client import Redis, open_redis
+from relay.subscriptions.explain import ParsedPolicies
 
 
 class ApiRuntime:
@@ -40,6 +41,8 @@ class ApiRuntime:
         self.token_cache = TokenCache()
         self.auth_failures = AuthFailures(settings)
         self.experiment_cache = ExperimentCache()
+        # stored policies parsed for explanations (routes/explain.py), bounded by entries
+        self.parsed_policies = ParsedPolicies(max_entries=settings.max_total_policy_entries)
         self.test_waiters = 0  # test sends waiting on the loop (routes/deliveries.py)
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/v2/integrations/{integrationKey}/{id}/test"): "write",
     ("GET", "/api/v2/integrations/{integrationKey}/{id}/explain"): "read",
     ("POST", "/api/v2/policy-preview"): "read",
+    ("GET", "/api/v2/events/{eventId}/explanations"): "read",
     ("GET", "/api/v2/status"): "read",
     ("GET", "/api/v2/deliveries"): "read",
     ("POST", "/console/session"): PUBLIC,  # signing in: the token is in the body

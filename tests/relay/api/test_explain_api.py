@@ -469,3 +469,70 @@ def test_relay_event_types_are_the_ones_fan_out_knows() -> None:
     """Explain judges relay's own events by the catalog's types; fan-out by operational's."""
     assert set(RELAY_EVENT_TYPES) == operational.TYPES
     assert RELAY_SOURCE == operational.SOURCE
+
+
+def test_explanations_list_every_subscription_and_count_those_that_include(
+    app_client: TestClient,
+    redis_client: Redis,
+    admin_headers: dict[str, str],
+    reader: dict[str, str],
+) -> None:
+    """GET /api/v2/events/{id}/explanations: each subscription's explanation (the same as
+    its own explain route gives), paged in creation order, and the count that include it."""
+    policies = [
+        [allow(["proj/web:env/*:flag/*"])],
+        [deny([ALL_FLAGS])],
+        [],  # no statements: everything
+        [allow(["proj/api:env/*:flag/*"])],
+    ]
+    sub_ids = [
+        subscribe_via_api(app_client, URL, name=f"s{n}", headers=admin_headers, statements=p)
+        for n, p in enumerate(policies)
+    ]
+    event_id = record_event(
+        redis_client, type="feature-updated", project="web", featureName="checkout"
+    )
+    path = f"/api/v2/events/{event_id}/explanations"
+
+    answer = app_client.get(path, headers=reader).json()
+    page = app_client.get(path, params={"offset": 1, "limit": 2}, headers=reader).json()
+
+    assert [item["subscription"]["_id"] for item in answer["items"]] == sub_ids
+    assert [item["explanation"]["included"] for item in answer["items"]] == [
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert (answer["totalCount"], answer["included"]) == (4, 2)
+    own = app_client.get(explain_path(sub_ids[1]), params={"eventId": event_id}, headers=reader)
+    assert answer["items"][1]["explanation"] == own.json()
+    assert answer["items"][0]["subscription"] == {
+        "_id": sub_ids[0],
+        "kind": "webhook",
+        "name": "s0",
+        "on": True,
+    }
+    assert [item["subscription"]["_id"] for item in page["items"]] == sub_ids[1:3]
+    assert (page["totalCount"], page["included"]) == (4, 2)
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v2/events/999999/explanations", 404),
+        ("/api/v2/events/abc/explanations", 400),
+        ("/api/v2/events/0/explanations", 400),
+        (f"/api/v2/events/{10**30}/explanations", 400),
+        ("/api/v2/events/1/explanations?limit=0", 400),
+        ("/api/v2/events/1/explanations?limit=1001", 400),
+        ("/api/v2/events/1/explanations?offset=-1", 400),
+    ],
+)
+def test_explanations_refuse_what_is_not_there_or_out_of_bounds(
+    app_client: TestClient, redis_client: Redis, reader: dict[str, str], path: str, status: int
+) -> None:
+    record_event(redis_client, type="feature-updated", project="web", featureName="f")
+    response = app_client.get(path, headers=reader)
+    assert response.status_code == status, response.text
+    assert response.json()["code"] in ("not_found", "invalid_request")
