@@ -476,3 +476,64 @@ def _slot_keys(sub_id: str) -> list[str]:
 
 def _or_empty(value: float | None) -> Arg:
     return "" if value is None else value
+
+
+# --- event search (relay/store/event_search.py) --------------------------------------------
+
+_SEARCH_TIME_PAGE: Final = _register("search_time_page", uses=["newest_first"])
+_SEARCH_WALK: Final = _register("search_walk", uses=["newest_first"])
+_SEARCH_MEMBERS: Final = _register("search_members", uses=["newest_first"])
+
+
+def search_time_page(
+    client: Redis, *, low: str, high: str, offset: int, limit: int
+) -> tuple[int, list[str]]:
+    """search_time_page.lua: (events in the window, the page's relay ids newest first)."""
+    found = _SEARCH_TIME_PAGE(client, [keys.EVENTS_TIME], [low, high, offset, limit])
+    return int(found[0]), [str(member) for member in found[1:]]
+
+
+class WalkStep(NamedTuple):
+    """What one search_walk.lua call walked."""
+
+    cursor: str  # '' = the window is walked to its end
+    examined: int
+    matched: int
+    last_examined: str  # '' = none
+    collected: list[str]
+
+
+def search_walk(
+    client: Redis,
+    *,
+    low: str,
+    high: str,
+    cursor: str,
+    required: Sequence[Sequence[str]],
+    examine: int,
+    skip: int,
+    take: int,
+) -> WalkStep:
+    """search_walk.lua over the time index from `cursor` ('' = from `high`), keeping events
+    in an index of each `required` group."""
+    script_keys = [keys.EVENTS_TIME, *(key for group in required for key in group)]
+    args: list[Arg] = [low, high, cursor, examine, skip, take, *(len(g) for g in required)]
+    found = _SEARCH_WALK(client, script_keys, args)
+    collected = [str(member) for member in found[4:]]
+    return WalkStep(str(found[0]), int(found[1]), int(found[2]), str(found[3]), collected)
+
+
+def search_members(
+    client: Redis,
+    *,
+    low: str,
+    high: str,
+    sources: Sequence[str],
+    ids: Sequence[int],
+    required: Sequence[Sequence[str]],
+) -> list[str]:
+    """search_members.lua: the members of `sources` and the given `ids` within the window and
+    in an index of each `required` group, newest first."""
+    script_keys = [keys.EVENTS_TIME, *sources, *(key for group in required for key in group)]
+    args: list[Arg] = [low, high, len(sources), len(ids), *ids, *(len(g) for g in required)]
+    return [str(member) for member in _SEARCH_MEMBERS(client, script_keys, args)]
