@@ -190,6 +190,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._edge = edge
         self._in_headers = True  # between requests, or reading a request's line and headers
         self._header_bytes = 0
+        self._tail = b""  # the last bytes read of the headers: their end may straddle reads
         self.deadline = _NO_DEADLINE  # loop time the headers or the body are due by
 
     # --- connections ---------------------------------------------------------------------
@@ -219,19 +220,27 @@ class EdgeProtocol(HttpToolsProtocol):
     # --- headers ---------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
-            self._header_bytes += len(data)
+        # counted before the parser sees them: a whole header block in one read is parsed
+        # (and its request started) within this call, so a check after it came too late
+        # (40 KB and 100 KB blocks in one write were answered 200)
+        if self._in_headers and not self.transport.is_closing():
+            self._header_bytes += self._header_part(data)
+            if self._header_bytes > self.limits.max_header_bytes:
+                self._answer_and_close(
+                    431,
+                    "request_header_fields_too_large",
+                    f"request line and headers over {self.limits.max_header_bytes} bytes",
+                )
+                return
         super().data_received(data)
-        if (
-            self._in_headers
-            and self._header_bytes > self.limits.max_header_bytes
-            and not self.transport.is_closing()
-        ):
-            self._answer_and_close(
-                431,
-                "request_header_fields_too_large",
-                f"request line and headers over {self.limits.max_header_bytes} bytes",
-            )
+
+    def _header_part(self, data: bytes) -> int:
+        """How many bytes of `data` belong to the request line and headers (up to their
+        blank line, which may begin in an earlier read)."""
+        seen = self._tail + data
+        end = seen.find(b"\r\n\r\n")
+        self._tail = seen[-3:] if end < 0 else b""
+        return len(data) if end < 0 else end + 4 - (len(seen) - len(data))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -241,6 +250,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._header_bytes = 0
+        self._tail = b""
         self._edge.idle.pop(self, None)
         self.deadline = self.loop.time() + self.limits.body_timeout
         super().on_headers_complete()

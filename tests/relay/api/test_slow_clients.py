@@ -138,6 +138,38 @@ def test_oversized_headers_are_431_and_closed(live_api: str) -> None:
     assert _healthz_seconds(live_api) < 1
 
 
+@pytest.mark.parametrize("size", [MAX_HEADER_BYTES + 100, 40_000, 100_000])
+def test_an_oversized_header_block_in_one_write_is_431(live_api: str, size: int) -> None:
+    """A whole header block over the limit, sent at once, is refused before it is parsed
+    (a check after parsing let 40 KB and 100 KB blocks through with 200)."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: relay\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
+    with _connection(live_api) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(request)
+        answer, _ = _read_until_closed(sock, timeout=5)
+    assert _status(answer) in (431, 0), answer
+
+
+def test_headers_just_under_the_limit_and_pipelined_requests_still_pass(live_api: str) -> None:
+    """The blank line that ends the headers may straddle two reads; requests pipelined in
+    one write are each counted from their own first byte."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: relay\r\nX-Pad: "
+    pad = b"a" * (MAX_HEADER_BYTES - len(head) - 200)
+    with _connection(live_api) as sock:
+        sock.sendall(head + pad + b"\r\n\r")  # the end split across writes
+        time.sleep(0.1)
+        sock.sendall(b"\n")
+        first = sock.recv(65536)
+        assert _status(first) == 200, first
+        small = b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n"
+        sock.sendall(small * 3)
+        seen = b""
+        deadline = time.monotonic() + 5
+        while seen.count(b"HTTP/1.1 200") < 3 and time.monotonic() < deadline:
+            seen += sock.recv(65536)
+    assert seen.count(b"HTTP/1.1 200") == 3, seen
+
+
 def test_kept_alive_connections_still_serve_several_requests(live_api: str) -> None:
     """The deadlines leave ordinary keep-alive traffic alone."""
     with httpx.Client(base_url=live_api, timeout=10) as client:
