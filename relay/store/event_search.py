@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
@@ -218,6 +218,28 @@ class CandidateStream:
                 yield [int(i) for i in step.collected]
             if not cursor:
                 return
+
+
+def fetch_documents(
+    client: Redis, ids: Sequence[int], *, max_bytes: int
+) -> list[tuple[int, str | None]]:
+    """The stored JSON of the first of `ids` that fit in `max_bytes` together (at least one),
+    in order; None for an event gone meanwhile (trimmed)."""
+    if not ids:
+        return []
+    with translate_errors():
+        pipe = client.pipeline(transaction=False)
+        for event_id in ids:
+            pipe.strlen(keys.event(event_id))
+        sizes: list[int] = pipe.execute()
+    taken, used = 0, 0
+    for size in sizes:
+        if taken and used + size > max_bytes:
+            break
+        taken, used = taken + 1, used + size
+    with translate_errors():
+        found: list[Any] = client.mget([keys.event(i) for i in ids[:taken]])
+    return [(i, None if text is None else str(text)) for i, text in zip(ids, found, strict=False)]
 
 
 def created_at_ms(client: Redis, event_id: int | str) -> int | None:
