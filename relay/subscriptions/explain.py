@@ -208,20 +208,30 @@ def explain_all(
     offset: int,
     limit: int,
 ) -> EventExplanations:
-    """`explain` for each subscription: a page of them, and how many include the event."""
-    explained = [explain(record, event, critical, parse=parse) for record in records]
+    """`explain` for a page of the subscriptions, and how many of all include the event.
+
+    The count needs only each policy's deciding statement, as preview does: explaining all
+    1,000 subscriptions of the console's benchmark to count them took 65-87 ms.
+    """
+    target = map_event(event)
+    included = 0
+    for record in records:
+        try:
+            statements = parse(record.statements)
+        except StatementValidationError:
+            continue  # fan-out skips a stored policy that does not validate
+        decided_by = deciding_statement(statements, target, critical_environments=critical)
+        relay_rule = _relay_rule(event, statements, sub_id=record.id)
+        included += _verdict(statements, decided_by, relay_rule)[0]
     page = [
         SubscriptionExplanation(
             subscription=SubscriptionRef(
                 id=record.id, kind=record.integration_key, name=record.name, on=record.on
             ),
-            explanation=explanation,
+            explanation=explain(record, event, critical, parse=parse),
         )
-        for record, explanation in zip(
-            records[offset : offset + limit], explained[offset : offset + limit], strict=True
-        )
+        for record in records[offset : offset + limit]
     ]
-    included = sum(1 for explanation in explained if explanation.included)
     return EventExplanations(items=page, totalCount=len(records), included=included)
 
 
