@@ -221,6 +221,7 @@ def _banner(host: str, port: int, token: AdminToken, redis_line: str) -> str:
         [
             "relay is up",
             f"  API          {url}  (docs: {url}/docs)",
+            f"  console      {url}/console  (sign in with a token)",
             f"  admin token  {_shown_token(token)}",
             f"  Redis        {redis_line}",
             "Press Ctrl-C to stop.",
