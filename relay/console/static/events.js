@@ -2,9 +2,7 @@
 // subscription, whether it includes the event, and why.
 
 import {
-  allSubscriptions,
   api,
-  ApiError,
   field,
   formatTime,
   h,
@@ -16,7 +14,7 @@ import {
 } from "./lib.js";
 
 const PAGE = 50;
-const EXPLAIN_AT_ONCE = 8; // per-subscription explain calls in flight (the fallback)
+const EXPLANATIONS_PAGE = 1000; // the most the explanations route answers at once
 // [query parameter, label, input type]; the API takes `IS:value` for all but `query`
 const FILTERS = [
   ["query", "Query", "search"],
@@ -41,7 +39,12 @@ export async function renderSearch(page, { signal, query }) {
     if (value) params[name] = name === "query" || OPERATOR.test(value) ? value : `IS:${value}`;
   }
   const answer = await api("GET", withQuery("/api/admin/search/events", params), undefined, signal);
-  page.append(results(answer.events, answer.total, offset), pager(query, offset, answer.total));
+  page.append(results(answer.events, answer.total, offset));
+  if (answer.complete === false) {
+    const back = formatTime(answer.searchedBackTo);
+    page.append(h("p", { class: "muted", role: "note", text: `Searched back to ${back}: narrow the search (dates, project, feature) to look further.` }));
+  }
+  page.append(pager(query, offset, answer.total));
 }
 
 function searchForm(query) {
@@ -106,6 +109,24 @@ export async function renderOne(page, { signal, params }) {
   page.append(explanationSection(explained));
 }
 
+const MARKDOWN = /\*\*(.+?)\*\*|\[([^\]]*)\]\([^)]*\)/g;
+
+/**
+ * Unleash's markdown summary as nodes: **bold** in <strong>, a link as its text only (the
+ * event's own fields end up in it: no URL of theirs becomes a link).
+ */
+function markdownText(markdown) {
+  const nodes = [];
+  let last = 0;
+  for (const match of markdown.matchAll(MARKDOWN)) {
+    nodes.push(markdown.slice(last, match.index));
+    nodes.push(match[1] !== undefined ? h("strong", {}, markdownText(match[1])) : match[2]);
+    last = match.index + match[0].length;
+  }
+  nodes.push(markdown.slice(last));
+  return nodes.filter((node) => node !== "");
+}
+
 function eventFacts(event) {
   const facts = [
     ["Created", formatTime(event.createdAt)],
@@ -113,9 +134,14 @@ function eventFacts(event) {
     ["Feature", event.featureName ?? ""],
     ["Project", event.project ?? ""],
     ["Environment", event.environment ?? ""],
-    ["Summary", event.summary ?? ""],
   ];
-  const list = h("dl", { class: "facts" }, facts.map(([term, text]) => [h("dt", { text: term }), h("dd", { text })]));
+  const list = h(
+    "dl",
+    { class: "facts" },
+    facts.map(([term, text]) => [h("dt", { text: term }), h("dd", { text })]),
+    h("dt", { text: "Summary" }),
+    h("dd", {}, markdownText(event.summary ?? "")),
+  );
   return h(
     "section",
     { "aria-labelledby": "event-heading" },
@@ -128,34 +154,20 @@ function eventFacts(event) {
 }
 
 /**
- * `[{subscription: {_id, kind, name, on}, explanation}]` for every subscription: from
- * GET /api/v2/events/{id}/explanations, or when that route is missing, one explain call
- * per subscription.
+ * `{items: [{subscription: {_id, kind, name, on}, explanation}], included}` for every
+ * subscription: GET /api/v2/events/{id}/explanations page by page.
  */
 async function explanations(id, signal) {
-  try {
-    const answer = await api("GET", `/api/v2/events/${id}/explanations`, undefined, signal);
-    return answer.items.map((item) => ({
-      subscription: item.subscription,
-      explanation: item.explanation ?? item,
-    }));
-  } catch (error) {
-    if (!(error instanceof ApiError && (error.status === 404 || error.status === 405))) throw error;
+  const items = [];
+  for (let offset = 0; ; offset += EXPLANATIONS_PAGE) {
+    const path = withQuery(`/api/v2/events/${id}/explanations`, { limit: EXPLANATIONS_PAGE, offset });
+    const page = await api("GET", path, undefined, signal);
+    items.push(...page.items);
+    if (items.length >= page.totalCount || page.items.length === 0) return { items, included: page.included };
   }
-  const subs = await allSubscriptions(signal);
-  const explained = [];
-  for (let start = 0; start < subs.length; start += EXPLAIN_AT_ONCE) {
-    const batch = subs.slice(start, start + EXPLAIN_AT_ONCE).map(async (sub) => {
-      const path = `/api/v2/integrations/${encodeURIComponent(sub.kind)}/${encodeURIComponent(sub._id)}/explain`;
-      const explanation = await api("GET", withQuery(path, { eventId: id }), undefined, signal);
-      return { subscription: sub, explanation };
-    });
-    explained.push(...(await Promise.all(batch)));
-  }
-  return explained;
 }
 
-function explanationSection(explained) {
+function explanationSection({ items: explained, included }) {
   const [first] = explained;
   const mapped = first
     ? `This event is the resource ${first.explanation.resource} with the actions ${first.explanation.actions.join(", ")}.`
@@ -173,7 +185,7 @@ function explanationSection(explained) {
     "section",
     { "aria-labelledby": "explain-heading" },
     h("h2", { id: "explain-heading", text: "Subscriptions" }),
-    h("p", { text: mapped }),
+    h("p", { text: `${included} of ${explained.length} subscriptions include this event. ${mapped}` }),
     table("Which subscriptions include this event, and why", headers, rows, "No subscriptions."),
   );
 }
@@ -196,7 +208,7 @@ function statementsCell(sub, explanation) {
   return h(
     "details",
     {},
-    h("summary", { text: `${statements.length} statements` }),
+    h("summary", { text: `${statements.length} statement${statements.length === 1 ? "" : "s"}` }),
     table(`Statements of ${sub.name}`, headers, rows),
   );
 }

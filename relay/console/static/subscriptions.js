@@ -119,7 +119,7 @@ function policySection(sub, path, session, signal) {
     { "aria-labelledby": "policy-heading" },
     h("h2", { id: "policy-heading", text: "Policy" }),
     h("p", { class: "muted", text: "No statements: every flag audit event is included. A deny that matches wins over any allow." }),
-    h("div", { class: "columns" }, editing, previewing),
+    h("div", { class: "columns wide-right" }, editing, previewing),
   );
 }
 
