@@ -33,6 +33,13 @@ _DOM_CHECK = """() => {
 }"""
 
 
+_GO_TO = """route => {
+  document.getElementById("page").replaceChildren();
+  if (location.hash === route) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = route;
+}"""
+
+
 def sign_in(page: Page, token: str) -> None:
     """Sign in on the console's page with `token`; returns once the navigation shows."""
     page.goto("/console")
@@ -42,8 +49,9 @@ def sign_in(page: Page, token: str) -> None:
 
 
 def open_page(page: Page, route: str) -> None:
-    """Go to a console route (`#/events`, ...) in the signed-in page."""
-    page.evaluate("route => { location.hash = route; }", route)
+    """Go to a console route (`#/events`, ...) in the signed-in page; what the page showed
+    is cleared first, so that what a test then waits for is the new route's."""
+    page.evaluate(_GO_TO, route)
 
 
 def accessibility_problems(page: Page) -> list[str]:
