@@ -28,6 +28,9 @@ MAX_QUERY_LENGTH: Final = 1000  # characters of `query` (Unleash sets none)
 # characters that separate JSON tokens: around them the stored event and PostgreSQL's
 # jsonb text may differ (spaces, key order), so the cheap test below splits at them
 _SEPARATORS: Final = re.compile(r"[\s,:{}\[\]]+|[^\x00-\x7f]+")
+# a query without wildcards, escapes, quotes or separators lies within one JSON token
+# (a key, a string, a number): key order and spacing cannot change whether it matches
+_PLAIN: Final = re.compile(r'[^%_\\\s,:{}\[\]"]+')
 
 
 def json_text(value: Any) -> str:
@@ -137,4 +140,8 @@ class TextQuery:
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether Unleash's search would find `event` for this query."""
+        if _PLAIN.fullmatch(self.query):
+            word = self.query.lower()
+            values = (event.get("data"), event.get("tags"), event.get("preData"))
+            return any(word in json_text(value).lower() for value in values if value is not None)
         return any(self._matches_text(text.lower()) for text in searched_texts(event))

@@ -30,13 +30,13 @@ from relay.store import keys, scripts
 from relay.store.client import Redis, translate_errors
 
 # microseconds of Redis time per event: walked, checked against one group of indexes,
-# read as a member (with its createdAt)
+# read as a member (with its createdAt: Redis 6.2 formats each score it answers)
 WALK_US: Final = 0.3
 REQUIRE_US: Final = 0.6
-MEMBER_US: Final = 1.5
-MEMBERS_MAX: Final = 60_000  # a source read whole: ~90 ms of Redis time
+MEMBER_US: Final = 2.0
+MEMBERS_MAX: Final = 60_000  # a source read whole: ~120 ms of Redis time
 EXAMINE_MAX: Final = 150_000  # events a walk examines at most (~135 ms with one filter)
-TIME_LIMIT: Final = 0.2  # seconds a walk may take, whatever its count
+TIME_LIMIT: Final = 0.15  # seconds a walk may take, whatever its count
 WALK_STEP: Final = 20_000  # events per search_walk.lua call (~20 ms of Redis time)
 _ALL: Final = 2**31
 
@@ -79,7 +79,9 @@ def _bounds(filter_: IndexedFilter) -> tuple[str, str]:
     return low, high
 
 
-def _plan(client: Redis, filter_: IndexedFilter) -> _Plan:
+def _plan(client: Redis, filter_: IndexedFilter, *, wanted: int | None) -> _Plan:
+    """How to read what `filter_` keeps; `wanted`: how many of its events the caller will
+    take, newest first (None: it counts them all)."""
     low, high = _bounds(filter_)
     projects = tuple(keys.events_by_project(p) for p in filter_.projects)
     features = tuple(keys.events_by_feature(f) for f in filter_.features)
@@ -99,12 +101,23 @@ def _plan(client: Redis, filter_: IndexedFilter) -> _Plan:
     group_sizes = [sum(next(sizes) for _ in group) for group in groups]
     smallest = min(range(len(groups)), key=group_sizes.__getitem__)
     others = tuple(group for i, group in enumerate(groups) if i != smallest)
-    walk_cost = in_window * (WALK_US + REQUIRE_US * len(groups))
-    if group_sizes[smallest] <= MEMBERS_MAX and group_sizes[smallest] * MEMBER_US <= walk_cost:
+    # a walk reads the window until it has `wanted` events, at the smallest group's density
+    walked = float(in_window)
+    if wanted is not None and group_sizes[smallest]:
+        walked = min(walked, wanted * in_window / group_sizes[smallest])
+    walk_cost = walked * (WALK_US + REQUIRE_US * len(groups))
+    members = group_sizes[smallest]
+    if members <= MEMBERS_MAX and members * MEMBER_US <= walk_cost:
         return _Plan("members", low, high, sources=groups[smallest], required=others)
-    unwindowed = filter_.start_ms is None and filter_.end_ms is None
-    known = group_sizes[0] if unwindowed and len(groups) == 1 else None
+    known = group_sizes[0] if _known_total(filter_) else None
     return _Plan("walk", low, high, required=tuple(groups), known_total=known)
+
+
+def _known_total(filter_: IndexedFilter) -> bool:
+    """Whether the indexes count what `filter_` keeps without walking: a single group of
+    projects or of features, over all time."""
+    unwindowed = filter_.start_ms is None and filter_.end_ms is None
+    return unwindowed and not filter_.ids and bool(filter_.projects) != bool(filter_.features)
 
 
 def search_page(
@@ -117,7 +130,7 @@ def search_page(
     time_limit: float = TIME_LIMIT,
 ) -> IdPage:
     """The page of ids `filter_` keeps from `offset`, and their count (bounded: see above)."""
-    plan = _plan(client, filter_)
+    plan = _plan(client, filter_, wanted=offset + limit if _known_total(filter_) else None)
     if plan.how == "time":
         total, page = scripts.search_time_page(
             client, low=plan.low, high=plan.high, offset=offset, limit=limit
@@ -175,19 +188,18 @@ def _walk_page(
 @dataclass
 class CandidateStream:
     """The ids an indexed filter keeps, newest first, in chunks; bounded like a walk.
-
-    `exhausted` turns true once every candidate was yielded.
-    """
+    `exhausted` turns true once every one was yielded."""
 
     client: Redis
     filter_: IndexedFilter
     chunk: int = 1000
     examine_max: int = EXAMINE_MAX
+    wanted: int | None = None  # how many the caller will likely take (None: all)
     exhausted: bool = field(default=False, init=False)
     last_examined: str = field(default="", init=False)
 
     def __iter__(self) -> Iterator[list[int]]:
-        plan = _plan(self.client, self.filter_)
+        plan = _plan(self.client, self.filter_, wanted=self.wanted)
         if plan.how == "members":
             ordered = _members(self.client, plan, self.filter_.ids)
             for start in range(0, len(ordered), self.chunk):
@@ -220,26 +232,35 @@ class CandidateStream:
                 return
 
 
+def read_documents(
+    client: Redis, ids: Sequence[int], *, max_bytes: int
+) -> Iterator[list[tuple[int, str | None]]]:
+    """The events' stored JSON in order, in batches of at most `max_bytes` (or one event);
+    None for an event gone meanwhile (trimmed)."""
+    batch: list[int] = []
+    used = 0
+    for event_id, size in zip(ids, scripts.search_sizes(client, ids=ids), strict=True):
+        if batch and used + size > max_bytes:
+            yield _get(client, batch)
+            batch, used = [], 0
+        batch.append(event_id)
+        used += size
+    if batch:
+        yield _get(client, batch)
+
+
 def fetch_documents(
     client: Redis, ids: Sequence[int], *, max_bytes: int
 ) -> list[tuple[int, str | None]]:
     """The stored JSON of the first of `ids` that fit in `max_bytes` together (at least one),
     in order; None for an event gone meanwhile (trimmed)."""
-    if not ids:
-        return []
+    return next(read_documents(client, ids, max_bytes=max_bytes), [])
+
+
+def _get(client: Redis, ids: list[int]) -> list[tuple[int, str | None]]:
     with translate_errors():
-        pipe = client.pipeline(transaction=False)
-        for event_id in ids:
-            pipe.strlen(keys.event(event_id))
-        sizes: list[int] = pipe.execute()
-    taken, used = 0, 0
-    for size in sizes:
-        if taken and used + size > max_bytes:
-            break
-        taken, used = taken + 1, used + size
-    with translate_errors():
-        found: list[Any] = client.mget([keys.event(i) for i in ids[:taken]])
-    return [(i, None if text is None else str(text)) for i, text in zip(ids, found, strict=False)]
+        found: list[Any] = client.mget([keys.event(i) for i in ids])
+    return [(i, None if text is None else str(text)) for i, text in zip(ids, found, strict=True)]
 
 
 def created_at_ms(client: Redis, event_id: int | str) -> int | None:

@@ -537,3 +537,11 @@ def search_members(
     script_keys = [keys.EVENTS_TIME, *sources, *(key for group in required for key in group)]
     args: list[Arg] = [low, high, len(sources), len(ids), *ids, *(len(g) for g in required)]
     return [str(member) for member in _SEARCH_MEMBERS(client, script_keys, args)]
+
+
+_SEARCH_SIZES: Final = _register("search_sizes")
+
+
+def search_sizes(client: Redis, *, ids: Sequence[int]) -> list[int]:
+    """search_sizes.lua: the JSON length of each event (0 when it is gone)."""
+    return [int(size) for size in _SEARCH_SIZES(client, [], [keys.event(""), *ids])]

@@ -19,43 +19,50 @@ for i = 5 + given, #ARGV do sizes[#sizes + 1] = tonumber(ARGV[i]) end
 -- one source's members (ascending ids) in the window and the required groups, as
 -- {ids, times} newest first
 local function newest_first(members)
-  local ids, times = {}, {}
+  local ids, times, n = {}, {}, 0
   for start = 1, #members, CHUNK do
     local stop = math.min(start + CHUNK - 1, #members)
     local scores = redis.call('ZMSCORE', KEYS[1], unpack(members, start, stop))
     for m = start, stop do
       local time = tonumber(scores[m - start + 1])
       if time and time >= low and time <= high then
-        ids[#ids + 1] = members[m]
-        times[#ids] = time
+        n = n + 1
+        ids[n], times[n] = members[m], time
       end
     end
   end
-  local keep = {}
-  for m = 1, #ids do keep[m] = true end
-  require_groups(ids, keep, 2 + sources, sizes)
-  local kept_ids, kept_times, sorted = {}, {}, true
-  for m = 1, #ids do
-    if keep[m] then
-      local k = #kept_ids + 1
-      kept_ids[k], kept_times[k] = ids[m], times[m]
-      if k > 1 and times[m] < kept_times[k - 1] then sorted = false end
+  if #sizes > 0 then
+    local keep = {}
+    for m = 1, n do keep[m] = true end
+    require_groups(ids, keep, 2 + sources, sizes)
+    local k = 0
+    for m = 1, n do
+      if keep[m] then
+        k = k + 1
+        ids[k], times[k] = ids[m], times[m]
+      end
     end
+    for m = k + 1, n do ids[m], times[m] = nil, nil end
+    n = k
+  end
+  local sorted = true
+  for m = 2, n do
+    if times[m] < times[m - 1] then sorted = false; break end
   end
   if not sorted then
     -- keys that order as (createdAt, id) byte by byte: ms and ids are below 10^16
     local keys = {}
-    for m = 1, #kept_ids do keys[m] = string.format('%016d%016d', kept_times[m], kept_ids[m]) end
+    for m = 1, n do keys[m] = string.format('%016d%016d', times[m], ids[m]) end
     table.sort(keys)
-    for m = 1, #keys do
-      kept_times[m] = tonumber(string.sub(keys[m], 1, 16))
-      kept_ids[m] = string.match(keys[m], '^' .. string.rep('%d', 16) .. '0*(%d+)$')
+    local id_digits = '^' .. string.rep('%d', 16) .. '0*(%d+)$'
+    for m = 1, n do
+      times[m] = tonumber(string.sub(keys[m], 1, 16))
+      ids[m] = string.match(keys[m], id_digits)
     end
   end
   local out_ids, out_times = {}, {}
-  for m = #kept_ids, 1, -1 do
-    local k = #out_ids + 1
-    out_ids[k], out_times[k] = kept_ids[m], kept_times[m]
+  for m = n, 1, -1 do
+    out_ids[n - m + 1], out_times[n - m + 1] = ids[m], times[m]
   end
   return {out_ids, out_times}
 end
@@ -69,27 +76,26 @@ if given > 0 then
 end
 
 -- merge the lists, newest first (createdAt, then id, descending)
-local answer, at = {}, {}
-for l = 1, #lists do at[l] = 1 end
-while true do
-  local best
-  for l = 1, #lists do
-    local i = at[l]
-    local id = lists[l][1][i]
-    if id then
-      if not best then
-        best = l
-      else
-        local time, best_time = lists[l][2][i], lists[best][2][at[best]]
-        local best_id = lists[best][1][at[best]]
-        if time > best_time or (time == best_time and tonumber(id) > tonumber(best_id)) then
-          best = l
+local merged = lists[1] and lists[1][1] or {}
+if #lists > 1 then
+  merged = {}
+  local at = {}
+  for l = 1, #lists do at[l] = 1 end
+  while true do
+    local best, best_time, best_id
+    for l = 1, #lists do
+      local id = lists[l][1][at[l]]
+      if id then
+        local time = lists[l][2][at[l]]
+        if not best or time > best_time
+            or (time == best_time and tonumber(id) > tonumber(best_id)) then
+          best, best_time, best_id = l, time, id
         end
       end
     end
+    if not best then break end
+    merged[#merged + 1] = best_id
+    at[best] = at[best] + 1
   end
-  if not best then break end
-  answer[#answer + 1] = lists[best][1][at[best]]
-  at[best] = at[best] + 1
 end
-return answer
+return merged

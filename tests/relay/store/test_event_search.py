@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from relay.store import event_search, events
+from relay.store import event_search, events, keys
 from relay.store.client import Redis
 from relay.store.event_search import CandidateStream, IndexedFilter
 
@@ -164,3 +164,22 @@ def test_an_unwindowed_single_filter_is_counted_by_its_index_not_walked(
     assert page.complete
     assert page.total == sum(1 for e in stored if e.project == "big")
     assert page.ids == _expected(stored, IndexedFilter(projects=("big",)))[:5]
+
+
+def test_stored_events_are_read_in_batches_of_bounded_size(redis_client: Redis) -> None:
+    """Never more than the byte bound in one read (one event always); gone events are None."""
+    # given: events of 1, 2 and 3 kB, one of them trimmed since
+    sizes = [1000, 2000, 3000, 1000, 2000]
+    posted = [{"type": "t", "createdBy": "a", "data": "x" * size} for size in sizes]
+    ids = events.record_events(redis_client, events=posted, source="s")
+    redis_client.delete(keys.event(ids[3]))
+    # when
+    batches = list(event_search.read_documents(redis_client, ids, max_bytes=3500))
+    page = event_search.fetch_documents(redis_client, ids, max_bytes=3500)
+    # then
+    assert [[i for i, _ in batch] for batch in batches] == [ids[0:2], ids[2:4], ids[4:5]]
+    assert [text is None for batch in batches for _, text in batch] == [0, 0, 0, 1, 0]
+    assert [i for i, _ in page] == ids[0:2]
+    assert event_search.fetch_documents(redis_client, ids[2:], max_bytes=10) == [
+        (ids[2], redis_client.get(keys.event(ids[2])))
+    ]
