@@ -211,11 +211,12 @@ def scenario(relay: Relay) -> Scenario:
     ok, down = relay.receiver(), relay.receiver()
     down.always(500, body=b"upstream unavailable")
     subs = {
-        "Audit mirror": relay.subscribe(
-            ok.url, name="Audit mirror", secret="mirror-signing-secret"
-        ),
+        "Audit mirror": relay.subscribe(ok.url, name="Audit mirror"),
         "Production changes": relay.subscribe(
-            ok.url, name="Production changes", statements=PRODUCTION_ONLY
+            ok.url,
+            name="Production changes",
+            statements=PRODUCTION_ONLY,
+            secret="production-signing-secret",
         ),
         "Payments team": relay.subscribe(down.url, name="Payments team", statements=PAYMENTS_ONLY),
         "Paused staging hook": relay.subscribe(ok.url, name="Paused staging hook", on=False),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.console.conftest import Relay, Scenario, flag_event
 from tests.console.steps import accessibility_problems, open_page, sign_in
@@ -88,16 +88,26 @@ def test_a_subscription_page_shows_its_config_masked_and_its_deliveries(
     """The config with the secret masked, the policy, each delivery with its attempts."""
     sign_in(page, relay.tokens["writer"])
     page.get_by_role("link", name="Subscriptions").click()
-    page.get_by_role("link", name="Audit mirror").click()
+    page.get_by_role("link", name="Production changes").click()
 
-    expect(page.get_by_role("heading", name="Audit mirror")).to_be_visible()
+    expect(page.get_by_role("heading", name="Production changes")).to_be_visible()
     config = page.get_by_role("region", name="Configuration")
     expect(config).to_contain_text(scenario.ok.url)
-    expect(config).not_to_contain_text("mirror-signing-secret")
-    expect(config).to_contain_text("****")
+    expect(config).not_to_contain_text("production-signing-secret")
+    expect(config).to_contain_text('"secret": "****')
+    expect(page.get_by_label("Policy statements (JSON)")).to_have_value(
+        re.compile(re.escape('"proj/*:env/production:flag/*"'))
+    )
+    # its deliveries: the production events, not the development one
     deliveries = page.get_by_role("table", name="Recent deliveries, newest first")
-    expect(deliveries.locator(":scope > tbody > tr")).to_have_count(len(scenario.events))
-    enabled = deliveries.get_by_role("row", name=re.compile(f" {scenario.events['enabled']} "))
+
+    def row_of(event: str) -> Locator:
+        link = page.get_by_role("link", name=str(scenario.events[event]), exact=True)
+        return deliveries.locator(":scope > tbody > tr").filter(has=link)
+
+    expect(row_of("strategy")).to_contain_text("delivered")
+    expect(row_of("disabled")).to_have_count(0)
+    enabled = row_of("enabled")
     expect(enabled).to_contain_text("delivered")
     enabled.get_by_text(re.compile(r"^1 \(last: 200")).click()
     attempts = enabled.get_by_role("table")
@@ -111,7 +121,12 @@ def test_the_event_search_filters_and_pages(
     page: Page, relay: Relay, scenario: Scenario, screenshot: Screenshot
 ) -> None:
     """Each filter narrows the results (newest first); 55 events make two pages of 50."""
-    relay.record(*(flag_event("feature-created", f"bulk-{n}", "paging") for n in range(55)))
+    relay.record(
+        *(
+            flag_event("feature-environment-disabled", f"bulk-{n}", "paging", environment="test")
+            for n in range(55)
+        )
+    )
     sign_in(page, relay.tokens["reader"])
     page.get_by_role("link", name="Events").click()
 
@@ -188,7 +203,7 @@ def test_every_control_has_a_name_and_every_table_header_cells(
         "#/overview": "Workers",
         "#/subscriptions": "Paused staging hook",
         mirror: "Recent deliveries",
-        "#/events": "checkout-v2",
+        "#/events?project=payments": "checkout-v2",
         f"#/events/{scenario.events['enabled']}": "Which subscriptions",
         "#/deliveries": "Payments team",
         "#/tokens": "console reader",
