@@ -34,7 +34,7 @@ from relay.store.client import Redis, translate_errors
 WALK_US: Final = 0.3
 REQUIRE_US: Final = 0.6
 MEMBER_US: Final = 2.0
-MEMBERS_MAX: Final = 60_000  # a source read whole: ~120 ms of Redis time
+MEMBERS_MAX: Final = 30_000  # a source read whole: ~60 ms of Redis time
 EXAMINE_MAX: Final = 150_000  # events a walk examines at most (~135 ms with one filter)
 TIME_LIMIT: Final = 0.15  # seconds a walk may take, whatever its count
 WALK_STEP: Final = 20_000  # events per search_walk.lua call (~20 ms of Redis time)

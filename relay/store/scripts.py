@@ -544,4 +544,5 @@ _SEARCH_SIZES: Final = _register("search_sizes")
 
 def search_sizes(client: Redis, *, ids: Sequence[int]) -> list[int]:
     """search_sizes.lua: the JSON length of each event (0 when it is gone)."""
-    return [int(size) for size in _SEARCH_SIZES(client, [], [keys.event(""), *ids])]
+    found = _SEARCH_SIZES(client, [], [keys.event(""), " ".join(map(str, ids))])
+    return [int(size) for size in found]

@@ -346,6 +346,7 @@ def test_relay_ids_and_group_ids_filter_as_unleash_ids_do(
         ({"type": "IS:"}, 200),  # Unleash drops the filter
         ({"id": "IS:abc"}, 500),  # Unleash's database refuses the value
         ({"createdBy": "IS:admin"}, 500),
+        ({"from": "IS:2026-13-45"}, 500),
     ],
 )
 def test_where_the_relay_refuses_what_unleash_lets_through(
