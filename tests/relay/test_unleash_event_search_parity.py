@@ -22,6 +22,7 @@ with the same labels and summaries, and the same total.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -69,13 +70,16 @@ def _psql(sql: str) -> None:
 
 
 def _install() -> Path:
+    """unleash-server in the cache directory, installed once (pytest-xdist workers take turns)."""
     server = CACHE / "node_modules/unleash-server/dist/server.js"
-    if not server.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        if not (CACHE / "package.json").exists():
-            (CACHE / "package.json").write_text('{"name": "relay-unleash", "private": true}\n')
-        command = ["npm", "install", "--no-audit", "--no-fund", f"unleash-server@{VERSION}"]
-        subprocess.run(command, cwd=CACHE, check=True, capture_output=True, timeout=900)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not server.exists():
+            if not (CACHE / "package.json").exists():
+                (CACHE / "package.json").write_text('{"name": "relay-unleash", "private": true}\n')
+            command = ["npm", "install", "--no-audit", "--no-fund", f"unleash-server@{VERSION}"]
+            subprocess.run(command, cwd=CACHE, check=True, capture_output=True, timeout=900)
     return server
 
 
