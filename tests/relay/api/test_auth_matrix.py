@@ -24,6 +24,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/events"): "ingest",
     ("GET", "/api/admin/events"): "read",
     ("GET", "/api/admin/events/{featureName}"): "read",
+    ("GET", "/api/admin/search/events"): "read",
     ("POST", "/api/client/metrics"): "ingest",
     ("GET", "/api/v2/engineering-insights/flag-events"): "read",
     ("GET", "/api/v2/integration-manifests"): "read",

@@ -17,7 +17,7 @@ from relay.store import events, keys, scripts, sources, subscription_status, tok
 from relay.store.client import Redis, connect, translate_errors
 from tests.support import record_event
 
-SHARED_FILES = {"_admit.lua", "_promote.lua"}
+SHARED_FILES = {"_admit.lua", "_promote.lua", "_newest_first.lua"}
 
 
 def test_every_lua_file_is_loaded_by_the_registry() -> None:
