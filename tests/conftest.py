@@ -27,6 +27,7 @@ from relay.api.app import create_app
 from relay.cli.embedded_redis import free_port, start_redis
 from relay.settings import Settings
 from relay.store.client import Redis, connect, open_redis
+from tests.redis_topology import DataNode, RedisTopology
 from tests.support import serve_in_thread
 
 ADMIN_TOKEN = "test-admin-token"
@@ -357,3 +358,29 @@ def _wait_for_heartbeat(
         client.close()
     worker.stop()
     raise AssertionError(f"worker not ready in {timeout}s:\n{worker.output()}")
+
+
+# --- a primary with a replica (the write concern's tests) ----------------------------------
+# (a module may define its own `topology`, as tests/test_redis_topology.py does)
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisTopology]:
+    """A primary, one replica and 3 sentinels (the harness needs a quorum of them), shared
+    by the module: starting it takes seconds."""
+    with RedisTopology(tmp_path_factory.mktemp("topology"), replicas=1) as topology:
+        yield topology
+
+
+@pytest.fixture
+def replica(topology: RedisTopology) -> DataNode:
+    """The replica, running and linked to the primary (a test before may have stopped it),
+    on an empty database."""
+    [node] = [node for node in topology.nodes if node is not topology.primary()]
+    if not node.running:
+        topology.start(node)
+    topology.wait_until_linked(node)
+    with topology.primary().client() as primary:
+        primary.flushdb()
+        assert primary.wait(1, 10_000) == 1  # the replica is empty too
+    return node

@@ -26,28 +26,6 @@ INGEST = "/api/events?source=unleash"
 ADMIN = {"Authorization": ADMIN_TOKEN}
 
 
-@pytest.fixture(scope="module")
-def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisTopology]:
-    """A primary, one replica and 3 sentinels (the harness needs a quorum of them), shared
-    by the module: starting it takes seconds."""
-    with RedisTopology(tmp_path_factory.mktemp("topology"), replicas=1) as topology:
-        yield topology
-
-
-@pytest.fixture
-def replica(topology: RedisTopology) -> DataNode:
-    """The replica, running and linked to the primary (a test before may have stopped it),
-    on an empty database."""
-    [node] = [node for node in topology.nodes if node is not topology.primary()]
-    if not node.running:
-        topology.start(node)
-    topology.wait_until_linked(node)
-    with topology.primary().client() as primary:
-        primary.flushdb()
-        assert primary.wait(1, 10_000) == 1  # the replica is empty too
-    return node
-
-
 @pytest.fixture
 def api(topology: RedisTopology, replica: DataNode, tmp_path: Path) -> Iterator[TestClient]:
     """The API on the primary's URL, opening its own client as `relay serve` does, with a

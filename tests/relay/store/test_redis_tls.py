@@ -22,7 +22,7 @@ from relay.cli.embedded_redis import free_port
 from relay.errors import StoreUnavailableError
 from relay.settings import Settings
 from relay.store import deliveries
-from relay.store.client import Redis, open_redis, translate_errors
+from relay.store.client import Redis, translate_errors
 from relay.tasks import FANOUT, Producer
 from tests.redis_topology import (
     HOST,
@@ -126,20 +126,6 @@ def start_tls_redis(
 def tls_redis(start_tls_redis: Callable[[str], TlsRedis]) -> TlsRedis:
     """A TLS-only Redis that asks for a client certificate but takes clients without one."""
     return start_tls_redis("optional")
-
-
-@pytest.fixture
-def open_client() -> Iterator[Callable[[Settings], Redis]]:
-    """Opens relay's client for settings (open_redis); all closed after the test."""
-    opened: list[Redis] = []
-
-    def open_for(settings: Settings) -> Redis:
-        opened.append(open_redis(settings))
-        return opened[-1]
-
-    yield open_for
-    for client in opened:
-        client.close()
 
 
 def tls_settings(server: TlsRedis, tmp_path: Path, *, scheme: str, **tls: Any) -> Settings:

@@ -23,7 +23,7 @@ from redis.retry import Retry
 
 from relay.errors import StoreUnavailableError
 from relay.settings import Settings
-from relay.store.client import Redis, open_redis, translate_errors
+from relay.store.client import Redis, translate_errors
 from relay.tasks import FANOUT, Producer
 from tests.redis_topology import (
     Certificates,
@@ -86,20 +86,6 @@ def own_topology(
     tls = certificates.server_files
     with RedisTopology(tmp_path / "topology", binary=tls_binary, tls=tls) as topology:
         yield topology
-
-
-@pytest.fixture
-def open_client() -> Iterator[Callable[[Settings], Redis]]:
-    """Opens relay's client for settings (open_redis); all closed after the test."""
-    opened: list[Redis] = []
-
-    def open_for(settings: Settings) -> Redis:
-        opened.append(open_redis(settings))
-        return opened[-1]
-
-    yield open_for
-    for client in opened:
-        client.close()
 
 
 def sentinel_settings(topology: RedisTopology, tmp_path: Path, **tls: Any) -> Settings:
