@@ -357,7 +357,7 @@ def get_attempts(client: Redis, *, delivery_id: str) -> list[Attempt]:
     """Attempts of a delivery, oldest first."""
     with translate_errors():
         raw: list[str] = client.lrange(keys.delivery_attempts(delivery_id), 0, -1)  # type: ignore[assignment]
-    return [_attempt(item) for item in raw]
+    return [attempt_from(item) for item in raw]
 
 
 def list_deliveries(
@@ -391,7 +391,7 @@ def _load(client: Redis, ids: Sequence[str]) -> Iterator[tuple[Delivery, list[At
     for index, delivery_id in enumerate(ids):
         fields, attempts = replies[2 * index], replies[2 * index + 1]
         if fields:  # expired records are skipped
-            yield _delivery(delivery_id, fields), [_attempt(a) for a in attempts]
+            yield _delivery(delivery_id, fields), [attempt_from(a) for a in attempts]
 
 
 def _pairs(flat: Sequence[str]) -> dict[str, str]:
@@ -420,7 +420,8 @@ def _delivery(delivery_id: str, fields: Mapping[str, str]) -> Delivery:
     )
 
 
-def _attempt(raw: str) -> Attempt:
+def attempt_from(raw: str) -> Attempt:
+    """An attempt as stored (one JSON item of a delivery's attempts list)."""
     data = json.loads(raw)
     return Attempt(
         at=int(data["at"]),

@@ -17,14 +17,12 @@ attempt only, the record and the attempt in one round trip for the whole page.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
-from relay.store.deliveries import Attempt
+from relay.store.deliveries import Attempt, attempt_from
 
 
 class Queue(StrEnum):
@@ -151,17 +149,5 @@ def _queued(position: Position, fields: dict[str, str], attempt: str | None) -> 
         created_at=int(fields.get("created", 0)),
         updated_at=int(fields.get("updated", 0)),
         reason=fields.get("reason", ""),
-        last_attempt=_attempt(attempt) if attempt else None,
-    )
-
-
-def _attempt(raw: str) -> Attempt:
-    data: dict[str, Any] = json.loads(raw)
-    return Attempt(
-        at=int(data["at"]),
-        status_code=data.get("status_code"),
-        duration_ms=int(data.get("duration_ms", 0)),
-        error=data.get("error"),
-        response_body=data.get("response_body", ""),
-        outcome=data.get("outcome", ""),
+        last_attempt=attempt_from(attempt) if attempt else None,
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from relay.store import keys
 from relay.store.client import Redis, translate_errors
-from relay.store.tokens import Role, TokenInfo
+from relay.store.tokens import TokenInfo, token_info
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,7 @@ def stored_token(client: Redis, *, session: StoredSession) -> TokenInfo | None:
     # token ids are never reused; the hash check makes a session name one secret only
     if not fields or fields.get("hash") != session.token_hash:
         return None
-    return TokenInfo(
-        id=session.token_id,
-        name=fields["name"],
-        role=Role(fields["role"]),
-        created_at=int(fields["createdAt"]),
-    )
+    return token_info(session.token_id, fields)
 
 
 def _forget(client: Redis, index: str, session_hashes: list[str]) -> None:

@@ -93,7 +93,7 @@ def find_token(client: Redis, *, secret: str) -> TokenInfo | None:
     if not found or not found[1]:
         return None
     token_id, flat = str(found[0]), [str(item) for item in found[1]]
-    return _info(token_id, dict(zip(flat[0::2], flat[1::2], strict=True)))
+    return token_info(token_id, dict(zip(flat[0::2], flat[1::2], strict=True)))
 
 
 def list_tokens(client: Redis) -> list[TokenInfo]:
@@ -119,10 +119,11 @@ def delete_token(client: Redis, *, token_id: str) -> bool:
 
 def _load(client: Redis, *, token_id: str) -> TokenInfo | None:
     data: dict[str, str] = client.hgetall(keys.token(token_id))  # type: ignore[assignment]
-    return _info(token_id, data) if data else None
+    return token_info(token_id, data) if data else None
 
 
-def _info(token_id: str, data: dict[str, str]) -> TokenInfo:
+def token_info(token_id: str, data: dict[str, str]) -> TokenInfo:
+    """A token as stored (the fields of its hash), without its secret's hash."""
     return TokenInfo(
         id=token_id, name=data["name"], role=Role(data["role"]), created_at=int(data["createdAt"])
     )
