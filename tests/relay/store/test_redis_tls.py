@@ -29,28 +29,12 @@ from tests.redis_topology import (
     READY_TIMEOUT,
     Certificates,
     KeyPair,
-    MissingTlsRedisServerError,
     RedisProcess,
-    issue_certificates,
     terminate,
-    tls_redis_server,
 )
 
 # kombu's default queue: the list a task sent by name lands in until a worker takes it
 CELERY_QUEUE = "celery"
-
-
-def require_tls_redis_server() -> str:
-    """The first `redis-server` on PATH built with TLS; skips the test when there is none."""
-    try:
-        return tls_redis_server()
-    except MissingTlsRedisServerError as missing:
-        pytest.skip(str(missing))
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return issue_certificates(tmp_path_factory.mktemp("pki"))
 
 
 class TlsRedis(RedisProcess):
@@ -106,14 +90,15 @@ class TlsRedis(RedisProcess):
 
 @pytest.fixture
 def start_tls_redis(
-    tmp_path: Path, certificates: Certificates
+    tmp_path: Path, tls_binary: str, certificates: Certificates
 ) -> Iterator[Callable[[str], TlsRedis]]:
     """Starts a TLS-only Redis with the given tls-auth-clients; all stopped after the test."""
-    binary = require_tls_redis_server()
     started: list[TlsRedis] = []
 
     def start(auth_clients: str) -> TlsRedis:
-        server = TlsRedis(binary, tmp_path / f"redis-{len(started)}", certificates, auth_clients)
+        server = TlsRedis(
+            tls_binary, tmp_path / f"redis-{len(started)}", certificates, auth_clients
+        )
         started.append(server)
         server.start()
         return server

@@ -27,10 +27,7 @@ from relay.store.client import Redis, translate_errors
 from relay.tasks import FANOUT, Producer
 from tests.redis_topology import (
     Certificates,
-    MissingTlsRedisServerError,
     RedisTopology,
-    issue_certificates,
-    tls_redis_server,
 )
 from tests.support import eventually
 
@@ -44,20 +41,6 @@ FAILOVER_TIMEOUT = 30.0
 KEY = "relay:sentinel-tls:probe"
 # a plain client's one try: redis-py's default retries take 3-4 s to give up on each
 NO_RETRY = Retry(NoBackoff(), 0)
-
-
-@pytest.fixture(scope="module")
-def tls_binary() -> str:
-    """The first `redis-server` on PATH built with TLS; skips the module without one."""
-    try:
-        return tls_redis_server()
-    except MissingTlsRedisServerError as missing:
-        pytest.skip(str(missing))
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return issue_certificates(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
