@@ -30,6 +30,7 @@ import email.utils
 import ipaddress
 import math
 import re
+import socket
 import ssl
 import time
 from collections import deque
@@ -348,6 +349,8 @@ class LeanClient:
                     )
             except TimeoutError:
                 failure = _Failure("timed out (connect)")
+            except socket.gaierror as exc:  # the OS resolved it (no guard): DNS may answer later
+                failure = _Failure(f"cannot resolve {host}: {exc}", cut=False)
             except OSError as exc:
                 failure = _Failure(f"connection failed: {exc}")
             else:

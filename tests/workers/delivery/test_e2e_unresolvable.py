@@ -44,16 +44,7 @@ def third_attempt_done(api: TestClient, sub_id: str) -> dict[str, Any] | None:
     "guard_on",
     [
         pytest.param(True, id="guard-on"),
-        pytest.param(
-            False,
-            id="guard-off",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="with private destinations allowed the worker leaves the name to "
-                "asyncio.open_connection, whose failure reads `connection failed: [Errno -2] "
-                "Name or service not known`, naming neither the host nor DNS",
-            ),
-        ),
+        pytest.param(False, id="guard-off"),
     ],
 )
 def test_an_unresolvable_destination_is_retried_with_the_reason_in_status(
