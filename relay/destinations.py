@@ -8,12 +8,19 @@ Loopback, private, link-local, shared (CGNAT), multicast, reserved and documenta
 addresses are refused, including IPv4 addresses smuggled inside IPv6 ones (IPv4-mapped,
 NAT64, 6to4), unless the settings allow private destinations or list the address in
 `allowed_destination_cidrs`.
+
+One exception is narrower than those settings: a subscription the CLI made for `relay
+listen` carries its listener's origin (`http://127.0.0.1:9876`) as a mark, and a URL at
+exactly that origin, plain HTTP to a literal loopback address, is let through for it
+(`reaches_listener`). The API never sets the mark and a changed URL drops it
+(relay/store/subscriptions.py), so a writer cannot aim a subscription at a local service.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Final
 from urllib.parse import urlsplit
 
 from relay.errors import RelayError
@@ -21,10 +28,13 @@ from relay.settings import Settings
 
 __all__ = [
     "GUARD_HINT",
+    "LOOPBACK_HOSTS",
     "DestinationError",
     "UnresolvableHostError",
     "address_problem",
     "check_destination",
+    "listener_origin",
+    "reaches_listener",
     "resolve_allowed",
 ]
 
@@ -32,6 +42,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _SCHEMES = {"http": 80, "https": 443}
+# the literal addresses a `relay listen` binds; a name (localhost) would need a resolver's word
+LOOPBACK_HOSTS: Final = ("127.0.0.1", "::1")
 # said after a refusal, so the operator knows the two ways to open the guard
 GUARD_HINT = (
     "private addresses are allowed only with RELAY_ALLOW_PRIVATE_DESTINATIONS=true "
@@ -106,6 +118,31 @@ def resolve_allowed(host: str, port: int, *, settings: Settings) -> list[str]:
             shown = host if host == address else f"{host} resolves to {address}, which"
             raise DestinationError(f"{shown} is {problem}")
     return addresses
+
+
+def listener_origin(host: str, port: int) -> str:
+    """`http://127.0.0.1:9876`: the mark of a listener bound to `host`:`port`."""
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"a listener binds a loopback address, not {host!r}")
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def reaches_listener(url: str, mark: str | None) -> bool:
+    """True when `url` is at the listener origin `mark` (plain HTTP, literal loopback)."""
+    if not mark:
+        return False
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    host = parts.hostname
+    if parts.scheme != "http" or host not in LOOPBACK_HOSTS or port is None:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return False
+    return listener_origin(host, port) == mark
 
 
 def address_problem(address: str, *, settings: Settings) -> str | None:

@@ -209,3 +209,15 @@ def api_with_worker(settings: Settings, start_worker: Callable[..., Any]) -> Ite
             yield api
     finally:
         worker.stop()
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(marker: str) -> str:
+    """The code block that follows `<!-- marker...-->` in the README, without its fences."""
+    text = README.read_text()
+    start = text.index(f"<!-- {marker}")
+    fence = text.index("```", start)
+    body_start = text.index("\n", fence) + 1
+    return text[body_start : text.index("\n```", body_start)]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from relay.cli.main import build_parser
 from relay.settings import Settings
+from tests.support import readme_block
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -39,18 +40,20 @@ def test_cli_section_lists_every_command() -> None:
 
 
 def test_quick_start_has_the_two_commands() -> None:
-    """Quick start: (1) install and `relay up`, (2) install the test extra and run pytest."""
-    section = _section("Quick start")
-    blocks = re.findall(r"```bash\n(.*?)\n```", section, re.DOTALL)
-    assert blocks == [
-        "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/relay up",
+    """Quick start: (1) install and `relay up`, then (4) install the test extra and run
+    pytest; in between, `relay listen` and an event (run by tests/relay/cli/test_quick_start.py)."""
+    assert readme_block("quick-start: up") == (
+        "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/relay up"
+    )
+    assert readme_block("quick-start: listen") == ".venv/bin/relay listen"
+    assert readme_block("test-command") == (
         "python3 -m venv .venv && .venv/bin/pip install -e '.[test]'"
-        " && .venv/bin/pytest -n 3 --dist worksteal",
-    ]
+        " && .venv/bin/pytest -n 3 --dist worksteal"
+    )
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    """.ci/run runs exactly the README's second quick-start command."""
+    """.ci/run runs exactly the README's test command."""
     printed = subprocess.run(
         [str(ROOT / ".ci" / "run"), "--print-command"],
         capture_output=True,
@@ -58,8 +61,7 @@ def test_ci_runs_the_readme_test_command() -> None:
         check=True,
         timeout=30,
     ).stdout.strip()
-    section = _section("Quick start")
-    assert printed == re.findall(r"```bash\n(.*?)\n```", section, re.DOTALL)[1]
+    assert printed == readme_block("test-command")
 
 
 _ROW = re.compile(r"^\| `(RELAY_[A-Z_]+)` \| ([^|]*) \|", re.MULTILINE)

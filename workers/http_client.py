@@ -45,7 +45,12 @@ from urllib.parse import quote, urlsplit
 import httptools
 
 import relay
-from relay.destinations import DestinationError, UnresolvableHostError, resolve_allowed
+from relay.destinations import (
+    LOOPBACK_HOSTS,
+    DestinationError,
+    UnresolvableHostError,
+    resolve_allowed,
+)
 from relay.settings import Settings
 
 __all__ = [
@@ -66,6 +71,7 @@ _READ_SIZE = 65536
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DROPPED = frozenset({"content-length", "transfer-encoding"})
 _UNVERIFIED = "https-unverified"  # the pool's scheme for TLS without certificate checks
+_LISTENER = "http-listener"  # the pool's scheme for a `relay listen` subscription's loopback
 # RFC 9110 field names (tokens) and values (visible characters, spaces and tabs inside,
 # obs-text): what h11 accepts. Anything else (a line break) never reaches the wire.
 _FIELD_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+\Z")
@@ -220,13 +226,22 @@ class LeanClient:
         headers: Mapping[str, str],
         method: str = "POST",
         verify_tls: bool = True,
+        local_listener: bool = False,
     ) -> SendResult:
         """Send `body` (JSON unless `headers` give a Content-Type) to `url` within the
         timeout; never raises for the network. `verify_tls=False` accepts any certificate
-        (an integration's explicit choice, e.g. Splunk's `skip-ca-verification`)."""
+        (an integration's explicit choice, e.g. Splunk's `skip-ca-verification`).
+        `local_listener` lets plain HTTP to a literal loopback address past the guard: the
+        caller checked that `url` is its subscription's `relay listen` origin."""
         exchange = _Exchange(self._settings.delivery_max_response_bytes)
         return await self._perform(
-            exchange, method.encode("ascii"), url, headers, body, verify_tls=verify_tls
+            exchange,
+            method.encode("ascii"),
+            url,
+            headers,
+            body,
+            verify_tls=verify_tls,
+            local_listener=local_listener,
         )
 
     async def get(self, *, url: str, headers: Mapping[str, str], reader: BodyReader) -> SendResult:
@@ -243,14 +258,18 @@ class LeanClient:
         body: bytes,
         *,
         verify_tls: bool = True,
+        local_listener: bool = False,
     ) -> SendResult:
         try:
             async with asyncio.timeout(self._timeout):
                 target = _parse_url(url)
-                if not verify_tls and target.origin[0] == "https":
-                    # its own pool: a connection made without checks never serves a send
-                    # that asked for them
+                scheme, host = target.origin[:2]
+                # each its own pool: a connection made without checks never serves a send
+                # that asked for them
+                if not verify_tls and scheme == "https":
                     target = replace(target, origin=(_UNVERIFIED, *target.origin[1:]))
+                elif local_listener and scheme == "http" and host in LOOPBACK_HOSTS:
+                    target = replace(target, origin=(_LISTENER, *target.origin[1:]))
                 request = _request(target, headers, body, method)
                 await self._exchange(target, request, exchange)
         except _Failure as failure:
@@ -335,7 +354,8 @@ class LeanClient:
         scheme, host, port = origin
         tls = scheme in ("https", _UNVERIFIED)
         context = (_ssl_context() if scheme == "https" else _unverified_context()) if tls else None
-        addresses = await self._addresses(host, port)
+        # a listener's literal loopback address: nothing to resolve, the guard let it by
+        addresses = [host] if scheme == _LISTENER else await self._addresses(host, port)
         failure: _Failure = _Failure(f"connection failed: no address to connect to for {host}")
         for address in addresses:
             try:

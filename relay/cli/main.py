@@ -21,7 +21,7 @@ from rich.console import Console
 
 from relay import __version__
 from relay.api import server
-from relay.cli import replay_progress, status
+from relay.cli import listen, replay_progress, status
 from relay.cli.embedded_redis import data_dir_in_use
 from relay.cli.supervisor import SupervisorError
 from relay.cli.up import (
@@ -111,6 +111,18 @@ def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
     schedule.parent.mkdir(parents=True, exist_ok=True)
     argv = ["--quiet", "beat", "--schedule", str(schedule), "--loglevel", settings.log_level]
     return _run_celery(_celery_app().app, argv)
+
+
+def cmd_listen(args: argparse.Namespace, settings: Settings) -> int:
+    """A local receiver printing each delivery to it, until Ctrl-C."""
+    client = _admin_client(args, settings)
+    try:
+        listen.run_listen(
+            client, settings, port=args.port, policies=args.subscribe or [], status=args.status
+        )
+    except listen.ListenError as exc:
+        raise UsageError(str(exc)) from exc
+    return 0
 
 
 # --- administration --------------------------------------------------------------------
@@ -246,6 +258,50 @@ def _add_run_commands(commands: Any) -> None:
     )
     beat = _command(commands, "beat", cmd_beat, "run the beat schedule (one per deployment)")
     beat.add_argument("--schedule", type=Path, help="schedule file (default <data dir>/...)")
+    _add_listen_command(commands)
+
+
+_LISTEN_TEXT = """\
+Receive deliveries on this machine and print each one: its event's type, flag and
+project/environment, the attempt number, and whether its signatures (Standard Webhooks'
+webhook-signature and LaunchDarkly's X-LD-Signature) verify with the subscription's
+secret. It creates a webhook subscription to http://127.0.0.1:PORT/ (or takes back the
+one an earlier `relay listen` on that port left) and deletes it on Ctrl-C. That
+subscription alone may deliver to this loopback port, past the destination guard; it
+is marked in its _status (localListener). Deliveries come from the workers: run it on
+the machine of `relay up`."""
+
+
+def _add_listen_command(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "listen",
+        help="print the deliveries of a subscription to this machine (Ctrl-C removes it)",
+        description=_LISTEN_TEXT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=cmd_listen)
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=listen.DEFAULT_PORT,
+        help=f"port on 127.0.0.1 to receive on (default {listen.DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--subscribe",
+        action="append",
+        metavar="POLICY",
+        help="a resource the subscription's policy allows, e.g. 'proj/*:env/production:flag/*'"
+        " (repeatable; default: every event)",
+    )
+    parser.add_argument(
+        "--status",
+        type=int,
+        default=200,
+        choices=range(200, 600),
+        metavar="CODE",
+        help="answer every delivery with this HTTP status, e.g. 503 to watch retries (default 200)",
+    )
+    _add_data_dir(parser)
 
 
 def _add_token_commands(commands: Any) -> None:

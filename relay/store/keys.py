@@ -59,6 +59,9 @@ Console sessions (owner: relay/store/sessions.py)
 
 Operations
     relay:workers                      [zset]   worker hostname, score = last heartbeat ms
+    relay:listeners                    [zset]   subscriptions of a `relay listen`, score =
+                                                created ms (owner: relay/store/listeners.py)
+    relay:listener:{sub_id}            [string] its `relay listen` is alive (TTL, refreshed)
     relay:sources                      [hash]   pull source name -> JSON config
     relay:source:{name}:cursor         [string] newest producer event id pulled
     relay:source:{name}:status         [hash]   last pull: at, success at, error at, error
@@ -97,6 +100,7 @@ CIRCUITS = f"{PREFIX}circuits"
 TOKENS = f"{PREFIX}tokens"
 WORKERS = f"{PREFIX}workers"
 SOURCES = f"{PREFIX}sources"
+LISTENERS = f"{PREFIX}listeners"
 
 
 def event(event_id: int | str) -> str:
@@ -211,6 +215,10 @@ def source_status(name: str) -> str:
 
 def lock(name: str) -> str:
     return f"{PREFIX}lock:{name}"
+
+
+def listener(sub_id: str) -> str:
+    return f"{PREFIX}listener:{sub_id}"
 
 
 def session(session_hash: str) -> str:

@@ -82,6 +82,10 @@ class SubscriptionRecord:
     # how it is fed: `ordering` (none, flag, subscription), `maxPerSecond` (a number or
     # None), `maxInFlight` (an int or None: RELAY_SUBSCRIPTION_MAX_IN_FLIGHT)
     delivery: dict[str, Any] = field(default_factory=dict)
+    # the loopback origin (`http://127.0.0.1:9876`) of the `relay listen` this subscription
+    # belongs to: its deliveries may reach that origin, which the destination guard refuses
+    # to everything else. Set only by the CLI, never through the API; a changed URL drops it.
+    local_listener: str | None = None
 
     @property
     def ordering(self) -> str:
@@ -128,6 +132,7 @@ def create_subscription(
     max_entries: int | None = None,
     secret_fields: tuple[str, ...] = (),
     delivery: dict[str, Any] | None = None,
+    local_listener: str | None = None,
 ) -> SubscriptionRecord:
     """Store a new subscription (its id is generated) and bump the version.
 
@@ -147,6 +152,7 @@ def create_subscription(
         created_at=now_ms(),
         secret_fields=secret_fields,
         delivery=dict(delivery or {}),
+        local_listener=local_listener,
     )
     entries = policy_entries(statements)
     # a sequence, not the clock, orders the list: two creates in one millisecond stay in order
@@ -302,6 +308,9 @@ def _transact(
                         return None
                     current = _decode(str(raw))
                     updated = _with_rotation(current, change(current), at_ms=now_ms())
+                    if updated.config.get("url") != current.config.get("url"):
+                        # a listener's loopback allowance is for its own URL, no other
+                        updated = replace(updated, local_listener=None)
                     if updated == current:
                         return current
                     added = _entries_added(pipe, current, updated, max_entries)
@@ -391,6 +400,8 @@ def _encode(record: SubscriptionRecord) -> str:
         document["secretFields"] = list(record.secret_fields)
     if record.delivery:
         document["delivery"] = record.delivery
+    if record.local_listener:
+        document["localListener"] = record.local_listener
     return json.dumps(document, separators=(",", ":"))
 
 
@@ -409,4 +420,5 @@ def _decode(raw: str) -> SubscriptionRecord:
         previous_secret_until=document.get("previousSecretUntil"),
         secret_fields=tuple(document.get("secretFields") or ()),
         delivery=dict(document.get("delivery") or {}),
+        local_listener=document.get("localListener"),
     )

@@ -9,7 +9,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from policies import StatementValidationError, parse_statements, statement_to_dict
-from relay.destinations import DestinationError, UnresolvableHostError, check_destination
+from relay.destinations import (
+    DestinationError,
+    UnresolvableHostError,
+    check_destination,
+    reaches_listener,
+)
 from relay.errors import FieldProblem, InvalidRequestError, problems_from_validation
 from relay.integrations.manifest import Manifest
 from relay.settings import Settings
@@ -50,12 +55,14 @@ def validate_subscription(
     stored_config: Mapping[str, Any] | None,
     settings: Settings,
     manifest: Manifest | None = None,
+    local_listener: str | None = None,
 ) -> ValidSubscription:
     """Check limits, statements, config and destination together; 400 listing every problem.
 
     `manifest` is the integration's (None: relay's own `webhook`); without statements a
     new subscription to it takes the manifest's `defaultPolicy`, and a delivery field its
-    client leaves out takes the manifest's `deliveryDefaults`."""
+    client leaves out takes the manifest's `deliveryDefaults`. `local_listener` (the CLI's
+    `relay listen` only) is the loopback origin its URL may point at past the guard."""
     problems = policy_problems(fields, settings)
     if problems:  # a policy past its limits is not parsed at all
         raise invalid(problems)
@@ -76,7 +83,7 @@ def validate_subscription(
             destination = rendered.url if config != stored_config else ""
     except InvalidRequestError as exc:
         problems.extend(exc.errors)
-    if destination:
+    if destination and not reaches_listener(destination, local_listener):
         _check_destination(destination, settings, problems)
     delivery = _delivery(fields.delivery, manifest, creating=stored_config is None)
     if not problems:

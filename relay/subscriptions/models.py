@@ -143,6 +143,9 @@ class IntegrationSubscriptionStatusRep(BaseModel):
     pausedReason: str | None = None
     # an ordered subscription's keys that hold deliveries back (in one subscription's GET)
     heldBack: list[HeldKeyRep] | None = None
+    # a `relay listen` subscription: its deliveries may reach this loopback origin, which
+    # the destination guard refuses to every other subscription (set by the CLI only)
+    localListener: str | None = None
 
 
 class AccessReason(BaseModel):

@@ -109,7 +109,10 @@ def origin_url(url: str) -> str:
 def _shown_status(
     status: dict[str, Any], record: SubscriptionRecord, *, with_text: bool
 ) -> dict[str, Any]:
-    """`status` with receiver text masked (`with_text`) or left out (readers)."""
+    """`status` with receiver text masked (`with_text`) or left out (readers), and the
+    listener mark of a `relay listen` subscription."""
+    if record.local_listener:
+        status = {**status, "localListener": record.local_listener}
     held = status.get("heldBack")
     if held:  # a held key's head may be failing with the receiver's words in its reason
         redact = redactor_for(record)

@@ -15,6 +15,7 @@ from typing import Any
 
 from policies import EventTarget, map_event
 from relay.clock import now_ms
+from relay.destinations import reaches_listener
 from relay.errors import StoreError
 from relay.integrations.catalog import WEBHOOK, Catalog
 from relay.integrations.context import audit_entry
@@ -258,7 +259,8 @@ def _prepare_integration(
 def build_request(
     delivery: Delivery, record: SubscriptionRecord, parts: payloads.WebhookParts, *, now_ms: int
 ) -> OutboundRequest:
-    """The signed POST of the body, with the subscription's headers; webhook-id = delivery id."""
+    """The signed POST of the body, with the subscription's headers; webhook-id = delivery id,
+    `X-Relay-Attempt` = this attempt's number (1 for the first)."""
     headers = {**parts.headers, "Content-Type": parts.content_type}
     headers.update(
         signing.sign(
@@ -268,7 +270,14 @@ def build_request(
             secrets=signing.active_secrets(record, now_ms=now_ms),
         )
     )
-    return OutboundRequest(url=str(record.config.get("url", "")), body=parts.body, headers=headers)
+    headers[payloads.ATTEMPT_HEADER] = str(delivery.attempts + 1)
+    url = str(record.config.get("url", ""))
+    return OutboundRequest(
+        url=url,
+        body=parts.body,
+        headers=headers,
+        local_listener=reaches_listener(url, record.local_listener),
+    )
 
 
 def _skip(delivery: Delivery, record: SubscriptionRecord | None, reason: str) -> Prepared:

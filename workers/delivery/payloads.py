@@ -26,6 +26,7 @@ from relay.subscriptions.headers import parse_custom_headers
 from workers.errors import PermanentDeliveryError, UnknownFormatError
 
 __all__ = [
+    "ATTEMPT_HEADER",
     "FORMATS",
     "TEST_EVENT_TYPE",
     "BodyTemplateError",
@@ -54,6 +55,11 @@ class WebhookPartsError(PermanentDeliveryError, ValueError):
 
 class BodyTemplateError(WebhookPartsError):
     """`config.bodyTemplate` does not render for this event; the message says why."""
+
+
+# sent with every webhook: the attempt's number, 1 for the first (outside the signature,
+# like webhook-id's retries: a receiver reads it, never trusts its own state to it)
+ATTEMPT_HEADER = "X-Relay-Attempt"
 
 
 @dataclass(frozen=True)

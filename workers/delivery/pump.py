@@ -6,7 +6,8 @@ Each one taken is due again one lease later unless a worker claims it, so a lost
 message delays a delivery by at most a lease, and never loses it.
 
 The sweep runs every few seconds: it fans out events left in the outbox (a crash between
-recording and enqueueing the fan-out), forgets ended leases, and trims old dead letters.
+recording and enqueueing the fan-out), forgets ended leases, trims old dead letters, and
+deletes the subscriptions of `relay listen` processes that died without deleting them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from relay.settings import Settings
-from relay.store import deliveries
+from relay.store import deliveries, listeners
 from relay.store.client import Redis
 from workers.delivery import batch, fanout
 from workers.delivery.subscription_cache import SubscriptionCache
@@ -110,10 +111,19 @@ def sweep(
     enqueue: Callable[[Sequence[str]], None],
     clock: Callable[[], float] = time.time,
 ) -> dict[str, int]:
-    """Re-fan-out stale outbox events, drop ended leases, trim dead letters; counts."""
+    """Re-fan-out stale outbox events, drop ended leases, trim dead letters, remove
+    abandoned listeners' subscriptions; counts."""
     now_ms = int(clock() * 1000)
     retention_ms = int(settings.retention_days * 86_400_000)
+    abandoned = listeners.remove_abandoned(client, now_ms=now_ms)
+    for sub_id in abandoned:
+        log.info(
+            "deleted subscription %s: its relay listen stopped without deleting it",
+            sub_id,
+            extra={"subscription_id": sub_id},
+        )
     return {
+        "listeners": len(abandoned),
         "outbox": fanout.sweep_outbox(
             client, cache=cache, settings=settings, now_ms=now_ms, enqueue=enqueue
         ),

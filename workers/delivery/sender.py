@@ -39,6 +39,8 @@ class OutboundRequest:
     headers: dict[str, str]
     method: str = "POST"
     verify_tls: bool = True
+    # the URL is its subscription's `relay listen` origin: loopback allowed (relay.destinations)
+    local_listener: bool = False
 
 
 # sends a batch of requests concurrently; one result per request, in order
@@ -157,6 +159,7 @@ class LoopSender:
                 headers=request.headers,
                 method=request.method,
                 verify_tls=request.verify_tls,
+                local_listener=request.local_listener,
             )
 
     async def _drain(self, timeout: float) -> None:

@@ -1,0 +1,425 @@
+"""`relay listen`: a receiver on this machine that prints every delivery it gets.
+
+It binds 127.0.0.1:PORT, creates a `webhook` subscription pointing at itself (or takes
+back the one an earlier `relay listen` on that port left), and prints one line per
+delivery: the event's type, flag, project/environment, the attempt number, and whether
+both signatures (Standard Webhooks' `webhook-signature` and LaunchDarkly's
+`X-LD-Signature`) verify with the subscription's secret. Ctrl-C deletes the subscription.
+
+The subscription is marked as this listener's (`local_listener`, shown in `_status`): the
+destination guard lets its deliveries reach this loopback port and nothing else, rather
+than being turned off. The mark is made here, with the Redis credentials of an operator;
+the API cannot set it. While it runs the listener refreshes a heartbeat; the sweep deletes
+the subscription of a listener killed before it could (relay/store/listeners.py).
+
+Deliveries come from the workers, so they reach a listener on the workers' machine:
+with `relay up` that is this one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TextIO
+
+from relay.clock import now_ms
+from relay.destinations import listener_origin
+from relay.settings import Settings
+from relay.store import listeners, subscriptions
+from relay.store.client import Redis
+from relay.store.subscriptions import SubscriptionRecord
+from relay.subscriptions.input import validate_subscription
+from relay.subscriptions.models import SubscriptionPost
+from workers.delivery import signing
+from workers.delivery.payloads import ATTEMPT_HEADER
+
+DEFAULT_PORT = 9876
+HOST = "127.0.0.1"
+MAX_BODY = 8 * 1024 * 1024  # bytes of one delivery's body; 413 beyond
+MAX_CONNECTIONS = 64  # open at once; more are closed at once
+READ_TIMEOUT = 10.0  # seconds a connection may take to send a request
+TIMESTAMP_TOLERANCE = 5 * 60  # seconds, as Standard Webhooks' verifiers allow
+_FIELD = 80  # characters of a producer's field printed
+_SIGNATURE_HEADERS = ("webhook-signature", "X-LD-Signature")
+
+
+class ListenError(Exception):
+    """`relay listen` cannot start (the port is taken, the policy is invalid)."""
+
+
+@dataclass(frozen=True)
+class Listening:
+    """The subscription a listener delivers to, and whether this run created it."""
+
+    record: SubscriptionRecord
+    created: bool
+
+
+def run_listen(
+    client: Redis,
+    settings: Settings,
+    *,
+    port: int,
+    policies: list[str],
+    status: int = 200,
+    out: TextIO = sys.stdout,
+) -> None:
+    """Listen until Ctrl-C (or SIGTERM), printing each delivery; then delete the subscription."""
+    server = _bind(port)
+    origin = listener_origin(HOST, server.server_address[1])
+    listening = take_subscription(client, settings, origin=origin, policies=policies)
+    secrets = _Secrets(client, listening.record)
+    server.on_delivery = lambda delivery: _print(out, delivery, secrets)
+    server.answer = status
+    stopped = threading.Event()
+    _say_ready(out, listening, origin, settings)
+    beating = threading.Thread(
+        target=_keep_alive, args=(client, listening.record.id, stopped, out), daemon=True
+    )
+    with _stop_on_sigterm():
+        beating.start()
+        serving = threading.Thread(target=server.serve_forever, daemon=True)
+        serving.start()
+        try:
+            while serving.is_alive() and not stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stopped.set()
+            server.shutdown()
+            server.server_close()
+            _remove(client, listening.record, out)
+
+
+def take_subscription(
+    client: Redis, settings: Settings, *, origin: str, policies: list[str]
+) -> Listening:
+    """The subscription an earlier listener at `origin` left (its policy set to `policies`
+    when given, turned on), else a new one; registered as this listener's."""
+    statements = [{"effect": "allow", "resources": policies, "actions": ["*"]}] if policies else []
+    for record in listeners.listening_at(client, origin=origin):
+        taken = _reuse(client, settings, record, statements=statements, policies=policies)
+        listeners.register(client, sub_id=taken.id, now_ms=now_ms())
+        return Listening(taken, created=False)
+    valid = validate_subscription(
+        SubscriptionPost.model_validate(
+            {
+                "name": f"relay listen :{origin.rsplit(':', 1)[1]}",
+                "config": {"url": f"{origin}/"},
+                "statements": statements,
+                "on": True,
+            }
+        ),
+        stored_config=None,
+        settings=settings,
+        local_listener=origin,
+    )
+    record = subscriptions.create_subscription(
+        client,
+        integration_key="webhook",
+        name=valid.name,
+        config=valid.config,
+        statements=valid.statements,
+        on=True,
+        tags=["relay-listen"],
+        max_count=settings.max_subscriptions,
+        max_entries=settings.max_total_policy_entries,
+        local_listener=origin,
+    )
+    listeners.register(client, sub_id=record.id, now_ms=now_ms())
+    return Listening(record, created=True)
+
+
+def _reuse(
+    client: Redis,
+    settings: Settings,
+    record: SubscriptionRecord,
+    *,
+    statements: list[dict[str, Any]],
+    policies: list[str],
+) -> SubscriptionRecord:
+    wanted = record.statements
+    if policies:
+        wanted = validate_subscription(
+            SubscriptionPost.model_validate(
+                {
+                    "name": record.name,
+                    "config": {"url": record.config["url"]},
+                    "statements": statements,
+                }
+            ),
+            stored_config=record.config,
+            settings=settings,
+            local_listener=record.local_listener,
+        ).statements
+
+    def listen_again(current: SubscriptionRecord) -> SubscriptionRecord:
+        return SubscriptionRecord(**{**vars(current), "statements": wanted, "on": True})
+
+    updated = subscriptions.update_subscription(
+        client,
+        sub_id=record.id,
+        change=listen_again,
+        max_entries=settings.max_total_policy_entries,
+    )
+    return updated or record
+
+
+# --- the receiver ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One request the listener received."""
+
+    headers: Mapping[str, str]  # names lower-cased
+    body: bytes
+    received_at: float
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    on_delivery: Callable[[Delivery], None]
+    answer: int = 200
+
+    def __init__(self, port: int) -> None:
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__((HOST, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):  # a flood gets closed connections
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the workers pool their connections
+    timeout = READ_TIMEOUT
+    server: _Server
+
+    def do_POST(self) -> None:
+        self._receive()
+
+    do_PUT = do_PATCH = do_POST
+
+    def do_GET(self) -> None:
+        self._answer(HTTPStatus.OK, b"relay listen: POST deliveries here\n")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """The server's own access log stays quiet: each delivery is printed instead."""
+
+    def _receive(self) -> None:
+        length = self.headers.get("content-length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            self._answer(HTTPStatus.LENGTH_REQUIRED, b"a Content-Length is required\n")
+            return
+        if int(length) > MAX_BODY:
+            self.close_connection = True
+            self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"the body is too large\n")
+            return
+        body = self.rfile.read(int(length))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self.server.on_delivery(Delivery(headers, body, time.time()))
+        self._answer(HTTPStatus(self.server.answer), b'{"ok":true}\n')
+
+    def _answer(self, status: HTTPStatus, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _bind(port: int) -> _Server:
+    try:
+        return _Server(port)
+    except OSError as exc:
+        raise ListenError(
+            f"cannot listen on {HOST}:{port}: {exc.strerror}; choose another with --port"
+        ) from None
+
+
+# --- what is printed ---------------------------------------------------------------------------
+
+
+class _Secrets:
+    """The subscription's signing secrets, read again when a signature does not verify
+    (the secret may have been rotated through the API meanwhile)."""
+
+    def __init__(self, client: Redis, record: SubscriptionRecord) -> None:
+        self._client = client
+        self._record = record
+
+    def verify(self, delivery: Delivery) -> str:
+        result = check_signatures(delivery, self._record)
+        if result == "signature ok":
+            return result
+        fresh = subscriptions.get_subscription(self._client, sub_id=self._record.id)
+        if fresh is not None and fresh.signing_secrets(now_ms=now_ms()) != self._secrets():
+            self._record = fresh
+            return check_signatures(delivery, fresh)
+        return result
+
+    def _secrets(self) -> list[str]:
+        return self._record.signing_secrets(now_ms=now_ms())
+
+
+def check_signatures(delivery: Delivery, record: SubscriptionRecord) -> str:
+    """`signature ok` when webhook-signature and X-LD-Signature both verify with one of the
+    subscription's secrets and the timestamp is recent; else what failed."""
+    headers = delivery.headers
+    if not any(name.lower() in headers for name in _SIGNATURE_HEADERS):
+        return "UNSIGNED"
+    timestamp = headers.get("webhook-timestamp", "")
+    if not timestamp.isdigit():
+        return "signature BAD (no webhook-timestamp)"
+    if abs(delivery.received_at - int(timestamp)) > TIMESTAMP_TOLERANCE:
+        return "signature BAD (webhook-timestamp is more than 5 minutes away)"
+    expected = [
+        signing.sign(
+            msg_id=headers.get("webhook-id", ""),
+            timestamp=int(timestamp),
+            body=delivery.body,
+            secrets=[secret],
+        )
+        for secret in record.signing_secrets(now_ms=now_ms())
+    ]
+    failed = [
+        name
+        for name in _SIGNATURE_HEADERS
+        if not _matches(headers.get(name.lower(), ""), [signed[name] for signed in expected])
+    ]
+    return f"signature BAD ({', '.join(failed)})" if failed else "signature ok"
+
+
+def _matches(given: str, wanted: list[str]) -> bool:
+    """One of the header's space-separated signatures is one of `wanted` (constant time)."""
+    return any(hmac.compare_digest(g, w) for g in given.split() for w in wanted)
+
+
+def describe(delivery: Delivery) -> str:
+    """`feature-environment-enabled  flag checkout.v2  default/production`, from the body."""
+    try:
+        event = json.loads(delivery.body)
+    except ValueError:
+        return f"(not JSON: {len(delivery.body)} bytes)"
+    if not isinstance(event, dict):
+        return "(JSON, not an event object)"
+    kind = (
+        event.get("type") or (event.get("accesses") or [{}])[0].get("action") or event.get("kind")
+    )
+    parts = [_shown(kind) or "(no type)"]
+    flag = event.get("featureName")
+    if flag:
+        parts.append(f"flag {_shown(flag)}")
+    where = "/".join(_shown(event.get(key)) for key in ("project", "environment") if event.get(key))
+    if where:
+        parts.append(where)
+    return "  ".join(parts)
+
+
+def _print(out: TextIO, delivery: Delivery, secrets: _Secrets) -> None:
+    attempt = delivery.headers.get(ATTEMPT_HEADER.lower(), "")
+    line = "  ".join(
+        [
+            datetime.fromtimestamp(delivery.received_at).strftime("%H:%M:%S"),
+            describe(delivery),
+            f"attempt {_shown(attempt)}" if attempt else "attempt ?",
+            secrets.verify(delivery),
+            _shown(delivery.headers.get("webhook-id", "")),
+        ]
+    )
+    print(line.rstrip(), file=out, flush=True)
+
+
+def _shown(value: Any) -> str:
+    """A sender's text made safe for a terminal: no control characters, bounded."""
+    if value is None:
+        return ""
+    text = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in str(value))
+    return text if len(text) <= _FIELD else text[: _FIELD - 1] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+# --- around the serving ------------------------------------------------------------------------
+
+
+def _say_ready(out: TextIO, listening: Listening, origin: str, settings: Settings) -> None:
+    record = listening.record
+    how = "created" if listening.created else "taken back from an earlier relay listen"
+    policy = (
+        ", ".join(r for s in record.statements for r in s.get("resources", [])) or "every event"
+    )
+    lines = [
+        f"relay listen: deliveries to {origin}/ are printed here",
+        f"  subscription  {record.id} ({record.name}, {how})",
+        f"  policy        {policy}",
+        f"  secret        {record.secret}",
+    ]
+    if settings.has_redis:
+        lines.append("  (deliveries come from the workers: only workers on this machine reach it)")
+    lines.append("Ctrl-C stops listening and deletes the subscription.")
+    print("\n".join(lines), file=out, flush=True)
+
+
+def _keep_alive(client: Redis, sub_id: str, stopped: threading.Event, out: TextIO) -> None:
+    """Refresh the heartbeat until stopped; stop listening when the subscription is deleted."""
+    every = listeners.LISTENER_TTL_MS / 3000
+    while not stopped.wait(every):
+        try:
+            alive = listeners.beat(client, sub_id=sub_id, now_ms=now_ms())
+        except Exception as exc:  # Redis away for a moment: the next beat may get through
+            print(f"relay listen: heartbeat failed ({exc}); retrying", file=out, flush=True)
+            continue
+        if not alive:
+            print(
+                f"relay listen: subscription {sub_id} was deleted; stopping", file=out, flush=True
+            )
+            stopped.set()
+
+
+def _remove(client: Redis, record: SubscriptionRecord, out: TextIO) -> None:
+    try:
+        subscriptions.delete_subscription(client, sub_id=record.id)
+        listeners.forget(client, sub_id=record.id)
+    except Exception as exc:
+        print(
+            f"relay listen: could not delete subscription {record.id} ({exc}); the sweep "
+            "deletes it within two minutes",
+            file=out,
+            flush=True,
+        )
+        return
+    print(f"relay listen: deleted subscription {record.id}", file=out, flush=True)
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM stops the listener as Ctrl-C does (the subscription is deleted)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
