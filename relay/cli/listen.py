@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,7 +77,11 @@ def run_listen(
     """Listen until Ctrl-C (or SIGTERM), printing each delivery; then delete the subscription."""
     server = _bind(port)
     origin = listener_origin(HOST, server.server_address[1])
-    listening = take_subscription(client, settings, origin=origin, policies=policies)
+    try:
+        listening = take_subscription(client, settings, origin=origin, policies=policies)
+    except BaseException:
+        server.server_close()
+        raise
     secrets = _Secrets(client, listening.record)
     server.on_delivery = lambda delivery: _print(out, delivery, secrets)
     server.answer = status
@@ -165,7 +169,7 @@ def _reuse(
         ).statements
 
     def listen_again(current: SubscriptionRecord) -> SubscriptionRecord:
-        return SubscriptionRecord(**{**vars(current), "statements": wanted, "on": True})
+        return replace(current, statements=wanted, on=True)
 
     updated = subscriptions.update_subscription(
         client,

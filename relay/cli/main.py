@@ -269,7 +269,12 @@ secret. It creates a webhook subscription to http://127.0.0.1:PORT/ (or takes ba
 one an earlier `relay listen` on that port left) and deletes it on Ctrl-C. That
 subscription alone may deliver to this loopback port, past the destination guard; it
 is marked in its _status (localListener). Deliveries come from the workers: run it on
-the machine of `relay up`."""
+the machine of `relay up`.
+
+examples:
+  relay listen                                          every event, on port 9876
+  relay listen --subscribe 'proj/*:env/production:flag/*'   production flag changes
+  relay listen --status 503                             answer 503: watch the retries"""
 
 
 def _add_listen_command(commands: Any) -> None:
@@ -295,9 +300,8 @@ def _add_listen_command(commands: Any) -> None:
     )
     parser.add_argument(
         "--status",
-        type=int,
+        type=_http_status,
         default=200,
-        choices=range(200, 600),
         metavar="CODE",
         help="answer every delivery with this HTTP status, e.g. 503 to watch retries (default 200)",
     )
@@ -508,6 +512,13 @@ def _enqueue_deliveries(settings: Settings, ids: list[str]) -> None:
         tasks.deliver(settings, ids)
     except Exception as exc:  # the broker is the same Redis; say so, the pump will send them
         print(f"relay: could not enqueue now ({exc}); the pump will send them", file=sys.stderr)
+
+
+def _http_status(text: str) -> int:
+    """An HTTP status code a receiver may answer with (200-599), for argparse."""
+    if not text.isdigit() or not 200 <= int(text) <= 599:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an HTTP status from 200 to 599")
+    return int(text)
 
 
 def _iso(ms: int) -> str:
