@@ -105,12 +105,15 @@ _stop_heartbeat = threading.Event()
 
 def _heartbeat_loop(name: str, settings: Settings) -> None:
     client = open_redis(settings)
-    while not _stop_heartbeat.is_set():
-        try:
-            heartbeats.beat(client, worker=name)
-        except StoreError as exc:
-            log.warning("worker heartbeat failed: %s", exc)
-        _stop_heartbeat.wait(HEARTBEAT_EVERY)
+    try:
+        while not _stop_heartbeat.is_set():
+            try:
+                heartbeats.beat(client, worker=name)
+            except StoreError as exc:
+                log.warning("worker heartbeat failed: %s", exc)
+            _stop_heartbeat.wait(HEARTBEAT_EVERY)
+    finally:
+        client.close()  # at worker shutdown: its connections go with the loop
 
 
 # A delivery allocates many short-lived objects; at Python's default threshold (700) the
