@@ -1,2 +1,3 @@
-"""The delivery pipeline: fan-out, pump, batch attempts, retry schedule, signing, payloads,
-subscription health."""
+"""The delivery pipeline: fan-out, pump and sweep, batch attempts, the sender loop, retry
+schedule, signing, payloads, subscription health, operational events, telemetry and the
+subscription cache."""
