@@ -5,7 +5,8 @@ Each sentence is a template of relay/ingest/event_summary.py: `{user}` the event
 `{change_request}` a link to the change request with where it applies,
 `{strategy_title}` and `{strategy_change}` the strategy and what changed in it, and
 `{event.a.b}` a field of the event. The words are Unleash's, word for word: the relay's
-answer is compared with Unleash's own (tests/relay/test_unleash_event_search_parity.py).
+answer is compared with Unleash's own
+(tests/relay/ingest/test_unleash_event_search_parity.py).
 An event type not listed here is described as "**<createdBy>** triggered **<type>**".
 """
 

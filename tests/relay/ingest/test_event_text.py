@@ -2,8 +2,8 @@
 PostgreSQL holds for an event's data (json), tags (json) and preData (jsonb).
 
 Each row was checked against PostgreSQL 15's own ILIKE over the same columns
-(tests/relay/test_unleash_event_search_parity.py repeats that check when PostgreSQL is
-there).
+(tests/relay/ingest/test_unleash_event_search_parity.py repeats that check when PostgreSQL
+is there).
 """
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ def test_status_of_fresh_subscription_is_zero(redis_client: Redis) -> None:
 def test_a_changed_url_closes_the_circuit(redis_client: Redis) -> None:
     """A writer who moves the URL gets its deliveries tried at once, not after the next probe;
     a change that keeps the URL leaves the circuit open."""
-    from tests.relay.test_delivery_limits import open_circuit
+    from tests.relay.store.test_delivery_limits import open_circuit
 
     # given
     kept, moved = _create(redis_client), _create(redis_client)
