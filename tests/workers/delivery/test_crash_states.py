@@ -9,12 +9,11 @@ own functions, then one pump (or sweep) run one lease later must enqueue every d
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 
+from relay import clock
 from relay.settings import Settings
 from relay.store import deliveries, events, keys
 from relay.store.client import Redis
@@ -25,17 +24,6 @@ from workers.delivery import pump as pumping
 from workers.delivery.subscription_cache import SubscriptionCache
 
 LEASE_S = 3.0
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def record_event(client: Redis, **fields: Any) -> int:
-    """One recorded Unleash event (in the fan-out outbox); its id."""
-    event = {"type": "feature-updated", "createdBy": "crash", "featureName": "f", "project": "p"}
-    [event_id] = events.record_events(client, events=[{**event, **fields}], source="test")
-    return event_id
 
 
 @pytest.fixture
@@ -53,7 +41,7 @@ def created(client: Redis, sub_id: str, count: int, *, now_ms: int) -> list[str]
             sub_id,
             event_id,
         )
-        for event_id in (record_event(client, featureName=f"f{i}") for i in range(count))
+        for event_id in (support.record_event(client, featureName=f"f{i}") for i in range(count))
     ]
     due_at = now_ms + int(LEASE_S * 1000)
     return deliveries.create_deliveries(client, deliveries=made, now_ms=now_ms, due_at_ms=due_at)
@@ -77,7 +65,7 @@ def test_deliveries_whose_enqueue_was_lost_are_pumped_after_a_lease(
     """Created, never enqueued (the fan-out's own batch died with Redis): due after a lease."""
     # given
     sub_id = support.subscribe(redis_client)
-    now = now_ms()
+    now = clock.now_ms()
     ids = created(redis_client, sub_id, 3, now_ms=now)
     # when
     enqueued = pump_at(redis_client, config, now + int(LEASE_S * 1000) + 1)
@@ -91,7 +79,7 @@ def test_slots_and_waiting_deliveries_of_a_lost_worker_come_back_after_a_lease(
     """Two claimed (every slot) and two waiting, the worker gone: all four are pumped."""
     # given
     sub_id = support.subscribe(redis_client)
-    now = now_ms()
+    now = clock.now_ms()
     ids = created(redis_client, sub_id, 4, now_ms=now)
     limits = batch.limits_of(config)
     claimed = deliveries.claim(
@@ -112,7 +100,7 @@ def test_a_lost_hand_off_of_a_freed_slot_is_pumped_and_claimed_after_a_lease(
     one lease later and its claim is admitted, the subscription's slots full or not."""
     # given: three deliveries, two slots: one waits, then a finish hands it the freed slot
     sub_id = support.subscribe(redis_client)
-    now = now_ms()
+    now = clock.now_ms()
     first, second, third = created(redis_client, sub_id, 3, now_ms=now)
     limits = batch.limits_of(config)
     deliveries.claim(
@@ -145,8 +133,8 @@ def test_a_fan_out_whose_outbox_removal_was_lost_enqueues_its_pending_deliveries
     second fan-out creates nothing new and enqueues the pending ones."""
     # given
     sub_id = support.subscribe(redis_client)
-    event_id = record_event(redis_client)
-    now = now_ms()
+    event_id = support.record_event(redis_client)
+    now = clock.now_ms()
     cache = SubscriptionCache(critical_environments=config.critical_set)
     first = fanout.fan_out(
         redis_client,
