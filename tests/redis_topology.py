@@ -29,16 +29,16 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 
 from relay.cli.embedded_redis import free_port, make_private, redis_server_binary, write_private
 from relay.cli.supervisor import die_with_parent
+from tests.support import eventually
 
 HOST = "127.0.0.1"
 QUORUM = 2
@@ -46,11 +46,15 @@ READY_TIMEOUT = 30.0  # two slow shared cores: a sentinel's discovery alone take
 STOP_TIMEOUT = 5.0
 TERM_ROUND = 0.5
 POLL_INTERVAL = 0.1
-T = TypeVar("T")
 # what a build without TLS says when given a TLS port: Redis up to 7.0 rejects the
 # directive; from 7.2 it knows it but has no TLS connection type
 NO_TLS_SIGNATURES = ("Bad directive", "Failed finding TLS support")
 PROBE_TIMEOUT = 30.0
+# every wait here: tests.support.eventually, Redis errors (and a refused connection)
+# counting as not yet
+_eventually = functools.partial(
+    eventually, interval=POLL_INTERVAL, ignoring=(redis.RedisError, OSError)
+)
 
 
 @dataclass(frozen=True)
@@ -250,7 +254,7 @@ class RedisProcess:
             with self.client() as client:
                 return bool(client.ping())
 
-        wait_until(answers, timeout, f"{self.name} to answer PING")
+        _eventually(answers, timeout, what=f"{self.name} to answer PING")
 
 
 class DataNode(RedisProcess):
@@ -427,7 +431,8 @@ class RedisTopology:
             node = self._node_on(port)
             return node if node.role() == "master" else None
 
-        return wait_until(promoted, timeout, f"a failover away from {old.name}")
+        new: DataNode = _eventually(promoted, timeout, what=f"a failover away from {old.name}")
+        return new
 
     def wait_until_replica(self, node: DataNode, timeout: float = 60.0) -> None:
         """Until `node` replicates from the current primary with its link up.
@@ -441,14 +446,14 @@ class RedisTopology:
             info = node.replication()
             return _replicates_from(info, self.primary()) and info["master_link_status"] == "up"
 
-        wait_until(replicating, timeout, f"{node.name} to replicate from the primary")
+        _eventually(replicating, timeout, what=f"{node.name} to replicate from the primary")
 
     def wait_until_linked(self, node: DataNode) -> None:
         """Until a replica reports its link to its primary up (the first sync done)."""
-        wait_until(
+        _eventually(
             lambda: node.replication().get("master_link_status") == "up",
             self.ready_timeout,
-            f"{node.name}'s link to its primary",
+            what=f"{node.name}'s link to its primary",
         )
 
     def stop(self, node: RedisProcess, *, graceful: bool = False) -> None:
@@ -523,10 +528,10 @@ class RedisTopology:
         for sentinel in self.sentinels:
             sentinel.wait_for_ping(self.ready_timeout)
         for sentinel in self.sentinels:
-            wait_until(
+            _eventually(
                 functools.partial(self._sees_everything, sentinel),
                 self.ready_timeout,
-                f"{sentinel.name} to see the primary, the replicas and the other sentinels",
+                what=f"{sentinel.name} to see the primary, the replicas and the other sentinels",
             )
 
     def _sees_everything(self, sentinel: SentinelNode) -> bool:
@@ -569,24 +574,6 @@ class RedisTopology:
             if node.port == port:
                 return node
         raise RuntimeError(f"the sentinels name {HOST}:{port}, which is no node of this topology")
-
-
-def wait_until(condition: Callable[[], T | None], timeout: float, what: str) -> T:
-    """`condition()`'s first truthy result, polled until `timeout`; Redis errors count as
-    not yet. TimeoutError names `what` and the last error."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            result = condition()
-            if result:
-                return result
-        except (redis.RedisError, OSError) as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise TimeoutError(f"waited {timeout}s for {what}{detail}")
-        time.sleep(POLL_INTERVAL)
 
 
 def terminate(servers: list[RedisProcess], timeout: float = STOP_TIMEOUT) -> None:
