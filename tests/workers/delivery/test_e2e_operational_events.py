@@ -49,14 +49,6 @@ def no_earlier_subscriptions(api: TestClient) -> None:
         assert api.delete(f"{SUBS}/{item['_id']}", headers=ADMIN).status_code == 204
 
 
-def _subscribe(api: TestClient, url: str, statements: list[dict[str, Any]]) -> str:
-    body = {"name": "ops", "config": {"url": url}, "statements": statements}
-    response = api.post(SUBS, json=body, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    sub_id: str = response.json()["_id"]
-    return sub_id
-
-
 def _relay_events(api: TestClient, kind: str) -> list[dict[str, Any]]:
     found = api.get("/api/admin/events", params={"limit": 1000}, headers=ADMIN).json()["events"]
     return [e for e in found if e["type"] == kind and e.get("createdBy") == "relay"]
@@ -71,12 +63,15 @@ def test_a_dead_letter_reaches_the_operator_and_not_its_own_subscription(
     # given: a subscription that takes everything, its receiver answering 400
     dying = receivers()
     dying.always(400, body=b"no")
-    dying_id = _subscribe(api, dying.url, EVERYTHING)
+    dying_id = support.subscribe_via_api(
+        api, dying.url, name="ops", headers=ADMIN, statements=EVERYTHING
+    )
     operator = receivers()
-    operator_id = _subscribe(api, operator.url, DEAD_LETTERS)
+    operator_id = support.subscribe_via_api(
+        api, operator.url, name="ops", headers=ADMIN, statements=DEAD_LETTERS
+    )
     unasked = receivers()  # no statements: every flag event, none of relay's own
-    body = {"name": "all", "config": {"url": unasked.url}}
-    assert api.post(SUBS, json=body, headers=ADMIN).status_code == 201
+    support.subscribe_via_api(api, unasked.url, name="all", headers=ADMIN)
     # when: an event for it dies after its attempts
     support.post_events(api, [support.unleash_event(featureName="ops-flag")], headers=ADMIN)
     # then: the operator hears of it, once, with the subscription named
@@ -103,7 +98,10 @@ def test_dead_letters_of_operational_events_make_no_more(api: TestClient, receiv
     first, second = receivers(), receivers()
     for receiver in (first, second):
         receiver.always(400, body=b"no")
-    ids = [_subscribe(api, r.url, EVERYTHING) for r in (first, second)]
+    ids = [
+        support.subscribe_via_api(api, r.url, name="ops", headers=ADMIN, statements=EVERYTHING)
+        for r in (first, second)
+    ]
     before = len(_relay_events(api, "delivery-dead"))
     # when: one flag event dies at both
     support.post_events(api, [support.unleash_event(featureName="ping-pong")], headers=ADMIN)
