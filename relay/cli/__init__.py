@@ -1,2 +1,3 @@
 """The `relay` command, the composition root: `relay up`, its supervisor, the embedded Redis,
-`relay status` and administration."""
+`relay listen` (a local receiver that prints deliveries), `relay status`, replay with its
+progress, and administration (tokens, pull sources)."""
