@@ -4,6 +4,11 @@ Every process (`relay up` and the API, worker and beat it starts) calls `configu
 as it starts. An idle relay is quiet at INFO: routine lines (beat, task received/succeeded,
 access lines) show at DEBUG only. Whatever a caller passes as `extra={...}` becomes fields
 of the JSON line, so ids (`event_id`, `delivery_id`, `subscription_id`) can be searched for.
+
+Activity lines (loggers under `relay.activity`: an event fanned out, a delivery's outcome)
+are what a person watching `relay up` wants to see: on a terminal they log at INFO and read
+as `time message`; elsewhere their routine ones log at DEBUG (`activity_level`), as
+production fans out tens of thousands of events a second.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
+
+ACTIVITY: Final = "relay.activity"  # the loggers of activity lines are named under it
+ACTIVITY_FIELD_LENGTH: Final = 80  # characters of one producer- or writer-given field in a line
 
 # attributes every LogRecord has; anything else on a record came from `extra=`
 # (uvicorn's `color_message` repeats the message with terminal colour codes)
@@ -44,7 +52,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """`time LEVEL component logger: message key=value ...` for people at a terminal."""
+    """`time LEVEL component logger: message key=value ...` for people at a terminal; an
+    activity line as `time message`, with the level word only from WARNING up."""
 
     def __init__(self, component: str) -> None:
         component = component.replace("%", "%%")
@@ -53,6 +62,9 @@ class TextFormatter(logging.Formatter):
         )
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        if is_activity(record):
+            level = f"{record.levelname} " if record.levelno >= logging.WARNING else ""
+            return f"{record.asctime} {level}{record.message}"
         text = super().formatMessage(record)
         extras = " ".join(f"{key}={value}" for key, value in extra_fields(record).items())
         return f"{text} {extras}" if extras else text
@@ -65,6 +77,38 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
         for key, value in vars(record).items()
         if key not in _STANDARD_ATTRIBUTES and not key.startswith("_")
     }
+
+
+def is_activity(record: logging.LogRecord) -> bool:
+    """Whether `record` is an activity line (its logger is `relay.activity` or under it)."""
+    return record.name == ACTIVITY or record.name.startswith(f"{ACTIVITY}.")
+
+
+# INFO once configure_logging writes to a terminal
+_activity_level = logging.DEBUG
+
+
+def activity_level() -> int:
+    """The level of a routine activity line (an event fanned out, a delivery delivered):
+    INFO when the logs go to a terminal, DEBUG otherwise. Callers check
+    `logger.isEnabledFor(activity_level())` before composing the line."""
+    return _activity_level
+
+
+def printable(text: str, *, limit: int = ACTIVITY_FIELD_LENGTH) -> str:
+    """`text` made safe for one log line: at most `limit` characters (cut with "…"), and
+    every character that is not printable (newlines, ANSI escapes, C1 controls, bidi
+    overrides, line separators) written as its escape (`\\n`, `\\x1b`, `\\u202e`).
+
+    For what producers and writers chose (an event's fields, a subscription's name): such a
+    string must not forge a second line or send escape sequences to an operator's terminal.
+    """
+    cut = len(text) > limit
+    text = text[:limit]  # never more than `limit` characters to scan, whatever was sent
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+        cut = cut or len(text) > limit
+    return f"{text[: limit - 1]}…" if cut else text
 
 
 class _RelayHandler(logging.StreamHandler[TextIO]):
@@ -97,10 +141,14 @@ class _RoutineFilter(logging.Filter):
 def configure_logging(
     level: str | int = "INFO", *, component: str = "relay", stream: TextIO | None = None
 ) -> None:
-    """Send the root logger to `stream` (stderr): JSON lines unless it is a terminal."""
+    """Send the root logger to `stream` (stderr): JSON lines unless it is a terminal, where
+    routine activity lines show at INFO."""
+    global _activity_level
     stream = stream if stream is not None else sys.stderr
     handler = _RelayHandler(stream)
-    formatter_class = TextFormatter if _is_terminal(stream) else JsonFormatter
+    terminal = _is_terminal(stream)
+    _activity_level = logging.INFO if terminal else logging.DEBUG
+    formatter_class = TextFormatter if terminal else JsonFormatter
     handler.setFormatter(formatter_class(component))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _RelayHandler)]:
