@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from policies import map_event
+from relay.observability.logs import ACTIVITY
 from relay.settings import Settings
 from relay.store import deliveries, events
 from relay.store.client import Redis
@@ -20,7 +21,8 @@ from relay.store.subscriptions import ORDER_FLAG, ORDER_NONE, ORDER_SUBSCRIPTION
 from workers.delivery import operational, telemetry
 from workers.delivery.subscription_cache import Snapshot, SubscriptionCache
 
-log = logging.getLogger(__name__)
+# the sweep's line is an activity line: readable on a terminal, INFO everywhere
+log = logging.getLogger(f"{ACTIVITY}.events")
 
 # events older than this in the outbox lost their fan-out task (crash between record and enqueue)
 OUTBOX_GRACE_MS = 5_000
@@ -93,12 +95,15 @@ def fan_out(
     ids = sorted(set(event_ids))
     snapshot = cache.get(client)
     recorded = list(zip(ids, events.get_events(client, ids=ids), strict=True))
+    planned = plan(snapshot, recorded)
     created = deliveries.create_deliveries(
         client,
-        deliveries=plan(snapshot, recorded),
+        deliveries=planned,
         now_ms=now_ms,
         due_at_ms=now_ms + int(settings.delivery_lease * 1000),
     )
+    # before the enqueue: a person reads an event's line before its deliveries' lines
+    telemetry.fanning_out(recorded, planned)
     enqueue(created)
     telemetry.fanned_out(client, event_ids=ids, delivery_ids=created)
     # only now: the deliveries are stored, and due again after a lease if the enqueue was lost
@@ -159,7 +164,11 @@ def sweep_outbox(
         if not stale:
             break
         log.info(
-            "sweep: fanning out %d stale outbox events", len(stale), extra={"event_ids": stale}
+            "sweep: fanning out %d event(s) that waited over %d s for their fan-out "
+            "(a lost task, or busy workers)",
+            len(stale),
+            OUTBOX_GRACE_MS // 1000,
+            extra={"event_ids": stale},
         )
         fan_out(
             client, event_ids=stale, cache=cache, settings=settings, now_ms=now_ms, enqueue=enqueue

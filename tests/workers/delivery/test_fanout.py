@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
+import pytest
+
 from policies import map_event
+from relay.observability.logs import activity_level
 from relay.settings import Settings
 from relay.store import deliveries, events, keys, subscriptions
 from relay.store.client import Redis
@@ -126,6 +130,39 @@ def test_fanning_out_again_creates_nothing_new(redis_client: Redis, settings: Se
     # then
     assert enqueue.ids == result.delivery_ids == [f"msg_{second_id}_{sub_id}"]
     assert redis_client.zcard(keys.subscription_deliveries(sub_id)) == 2
+
+
+def test_each_event_fanned_out_makes_one_activity_line(
+    redis_client: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One line per event, as recorded, with how many subscriptions want it; none per delivery."""
+    # given
+    subscribe(redis_client)
+    subscribe(redis_client)
+    checkout = [
+        {"effect": "allow", "resources": ["proj/*:env/*:flag/checkout.*"], "actions": ["*"]}
+    ]
+    subscribe(redis_client, statements=checkout)
+    [in_production] = record(redis_client, "checkout.v2", environment="production")
+    [created] = record(redis_client, "new.flag")
+    # when
+    with caplog.at_level(logging.DEBUG, logger="relay.activity.events"):
+        fanout.fan_out(
+            redis_client,
+            event_ids=[created, in_production],
+            cache=cache_for(settings),
+            settings=settings,
+            now_ms=NOW,
+            enqueue=Recorder(),
+        )
+    # then
+    assert [r.getMessage() for r in caplog.records] == [
+        f"event {in_production} recorded: feature-environment-enabled, flag checkout.v2, "
+        "default/production, by test: 3 subscriptions want it",
+        f"event {created} recorded: feature-created, flag new.flag, project default, "
+        "by test: 2 subscriptions want it",
+    ]
+    assert {r.levelno for r in caplog.records} == {activity_level()}
 
 
 def test_events_gone_from_the_store_are_cleared_from_the_outbox(

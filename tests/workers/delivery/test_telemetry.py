@@ -1,4 +1,5 @@
-"""What a delivery batch tells operators: outcome counters, latency, and log lines with ids."""
+"""What fan-outs and delivery batches tell operators: outcome counters, latency, and activity
+lines with ids as fields."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import logging
 
 import pytest
 
+from relay.observability.logs import activity_level
 from relay.observability.metrics import REGISTRY
-from relay.store.deliveries import Delivery, DeliveryKind, DeliveryState, Finish
+from relay.store.deliveries import Delivery, DeliveryKind, DeliveryState, Finish, NewDelivery
 from workers.delivery import telemetry
 from workers.delivery.attempt import Done, Prepared
 from workers.delivery.retry import Outcome
@@ -55,7 +57,7 @@ def test_outcomes_attempts_and_latency_are_counted(caplog: pytest.LogCaptureFixt
     latencies = sample("relay_delivery_latency_seconds_count")
     latency_sum = sample("relay_delivery_latency_seconds_sum")
     # when
-    with caplog.at_level(logging.DEBUG, logger="workers.delivery.telemetry"):
+    with caplog.at_level(logging.DEBUG, logger="relay.activity.deliveries"):
         telemetry.attempted(
             batch,
             changed=["msg_7_sub1", "msg_8_sub1"],
@@ -68,8 +70,15 @@ def test_outcomes_attempts_and_latency_are_counted(caplog: pytest.LogCaptureFixt
     assert sample("relay_delivery_attempts_total", status="5xx") == attempts_5xx + 1
     assert sample("relay_delivery_latency_seconds_count") == latencies + 1
     assert sample("relay_delivery_latency_seconds_sum") == pytest.approx(latency_sum + 1.5)
-    retry = next(r for r in caplog.records if r.getMessage().startswith("delivery msg_8_sub1"))
-    assert (retry.levelno, retry.getMessage()) == (logging.INFO, "delivery msg_8_sub1: retry")
+    delivered_line, retry = caplog.records
+    assert (delivered_line.levelno, delivered_line.getMessage()) == (
+        activity_level(),
+        "event 7 delivered to subscription sub1: HTTP 200 in 12 ms, attempt 1",
+    )
+    assert (retry.levelno, retry.getMessage()) == (
+        logging.INFO,
+        "event 7 to subscription sub1: retry after attempt 1: HTTP 503; next in 4s",
+    )
     fields = vars(retry)
     assert (fields["delivery_id"], fields["subscription_id"], fields["event_id"]) == (
         "msg_8_sub1",
@@ -93,9 +102,33 @@ def test_a_delivery_another_worker_finished_counts_only_its_attempt() -> None:
 def test_dead_deliveries_are_logged_as_warnings(caplog: pytest.LogCaptureFixture) -> None:
     """A delivery that died needs a person: a warning naming it, its subscription and event."""
     batch = [done("msg_10_sub1", DeliveryState.DEAD, None, Outcome.RETRY)]
-    with caplog.at_level(logging.INFO, logger="workers.delivery.telemetry"):
+    with caplog.at_level(logging.INFO, logger="relay.activity.deliveries"):
         telemetry.attempted(batch, changed=["msg_10_sub1"], events={}, now_ms=CREATED_MS)
-    (line,) = [r for r in caplog.records if "msg_10_sub1" in r.getMessage()]
+    (line,) = caplog.records
     assert line.levelno == logging.WARNING
-    assert line.getMessage() == "delivery msg_10_sub1: dead (timeout)"
-    assert vars(line)["subscription_id"] == "sub1"
+    assert line.getMessage() == "event 7 to subscription sub1: dead after attempt 1: timeout"
+    assert (vars(line)["subscription_id"], vars(line)["delivery_id"]) == ("sub1", "msg_10_sub1")
+
+
+def test_an_activity_line_per_event_fanned_out_with_its_id_and_takers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One line per event in the batch, saying how many subscriptions want it."""
+    # given
+    event = {"type": "feature-created", "featureName": "f", "project": "p", "createdBy": "bo"}
+    planned = [NewDelivery(f"msg_1_{sub}", DeliveryKind.EVENT, sub, 1) for sub in ("s1", "s2")]
+    # when
+    with caplog.at_level(logging.DEBUG, logger="relay.activity.events"):
+        telemetry.fanning_out([(1, event), (2, None)], planned)
+    # then
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (
+            activity_level(),
+            "event 1 recorded: feature-created, flag f, project p, by bo: 2 subscriptions want it",
+        ),
+        (activity_level(), "event 2 was trimmed before its fan-out: nothing to send"),
+    ]
+    assert [(vars(r)["event_id"], vars(r)["subscriptions"]) for r in caplog.records] == [
+        (1, 2),
+        (2, 0),
+    ]
