@@ -62,12 +62,15 @@ class TextFormatter(logging.Formatter):
         )
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        """One line whatever the message holds: a sender's text quoted in any line (a pull
+        source's invalid event, a receiver's answer) cannot start another or move the
+        cursor; the traceback, added after this, keeps its lines."""
         if is_activity(record):
             level = f"{record.levelname} " if record.levelno >= logging.WARNING else ""
-            return f"{record.asctime} {level}{record.message}"
+            return escaped(f"{record.asctime} {level}{record.message}")
         text = super().formatMessage(record)
         extras = " ".join(f"{key}={value}" for key, value in extra_fields(record).items())
-        return f"{text} {extras}" if extras else text
+        return escaped(f"{text} {extras}" if extras else text)
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -104,11 +107,16 @@ def printable(text: str, *, limit: int = ACTIVITY_FIELD_LENGTH) -> str:
     string must not forge a second line or send escape sequences to an operator's terminal.
     """
     cut = len(text) > limit
-    text = text[:limit]  # never more than `limit` characters to scan, whatever was sent
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-        cut = cut or len(text) > limit
+    text = escaped(text[:limit])  # never more than `limit` characters to scan
+    cut = cut or len(text) > limit
     return f"{text[: limit - 1]}…" if cut else text
+
+
+def escaped(text: str) -> str:
+    """`text` with each character that is not printable written as its escape (`\\n`)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class _RelayHandler(logging.StreamHandler[TextIO]):

@@ -201,3 +201,23 @@ def test_a_hostile_activity_line_is_one_line_on_the_terminal() -> None:
         lambda: logging.getLogger("relay.activity.events").info("flag %s", printable(hostile)),
     )
     assert text.count("\n") == 1 and "\x1b" not in text
+
+
+def test_any_line_quoting_a_senders_text_is_one_line_on_the_terminal() -> None:
+    """Not only activity lines: a warning quoting what a pull source or receiver sent (a
+    newline, ANSI escapes) is one escaped line; a traceback keeps its own lines."""
+    hostile = "bad event\n00:00:01 INFO    api relay: forged\x1b[31m"
+    text = on_a_terminal(
+        "INFO", lambda: logging.getLogger("workers.pull").warning("source sent %s", hostile)
+    )
+    assert text.count("\n") == 1 and "\x1b" not in text
+    assert "bad event\\n00:00:01" in text and "\\x1b[31m" in text
+
+    def fail() -> None:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("relay.test").exception("failed")
+
+    lines = on_a_terminal("INFO", fail).splitlines()
+    assert lines[1] == "Traceback (most recent call last):" and lines[-1] == "ValueError: boom"
