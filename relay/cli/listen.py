@@ -34,6 +34,7 @@ from typing import Any, TextIO
 
 from relay.clock import now_ms
 from relay.destinations import listener_origin
+from relay.observability.logs import printable
 from relay.settings import Settings
 from relay.store import listeners, subscriptions
 from relay.store.client import Redis
@@ -49,7 +50,6 @@ MAX_BODY = 8 * 1024 * 1024  # bytes of one delivery's body; 413 beyond
 MAX_CONNECTIONS = 64  # open at once; more are closed at once
 READ_TIMEOUT = 10.0  # seconds a connection may take to send a request
 TIMESTAMP_TOLERANCE = 5 * 60  # seconds, as Standard Webhooks' verifiers allow
-_FIELD = 80  # characters of a producer's field printed
 _SIGNATURE_HEADERS = ("webhook-signature", "X-LD-Signature")
 
 
@@ -356,11 +356,8 @@ def _print(out: TextIO, delivery: Delivery, secrets: _Secrets) -> None:
 
 
 def _shown(value: Any) -> str:
-    """A sender's text made safe for a terminal: no control characters, bounded."""
-    if value is None:
-        return ""
-    text = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in str(value))
-    return text if len(text) <= _FIELD else text[: _FIELD - 1] + "\N{HORIZONTAL ELLIPSIS}"
+    """A sender's text made safe for a terminal: control characters escaped, bounded."""
+    return printable(str(value)) if value is not None else ""
 
 
 # --- around the serving ------------------------------------------------------------------------
