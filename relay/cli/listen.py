@@ -21,11 +21,12 @@ from __future__ import annotations
 import hmac
 import json
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from http import HTTPStatus
@@ -47,7 +48,7 @@ from workers.delivery.payloads import ATTEMPT_HEADER
 DEFAULT_PORT = 9876
 HOST = "127.0.0.1"
 MAX_BODY = 8 * 1024 * 1024  # bytes of one delivery's body; 413 beyond
-MAX_CONNECTIONS = 64  # open at once; more are closed at once
+MAX_CONNECTIONS = 64  # open at once; a new one past it closes the longest waiting
 READ_TIMEOUT = 10.0  # seconds a connection may take to send a request
 TIMESTAMP_TOLERANCE = 5 * 60  # seconds, as Standard Webhooks' verifiers allow
 _SIGNATURE_HEADERS = ("webhook-signature", "X-LD-Signature")
@@ -109,13 +110,9 @@ def run_listen(
 def take_subscription(
     client: Redis, settings: Settings, *, origin: str, policies: list[str]
 ) -> Listening:
-    """The subscription an earlier listener at `origin` left (its policy set to `policies`
-    when given, turned on), else a new one; registered as this listener's."""
+    """The subscription an earlier listener at `origin` left, its policy set to `policies`
+    (none: every event) and turned on, else a new one; registered as this listener's."""
     statements = [{"effect": "allow", "resources": policies, "actions": ["*"]}] if policies else []
-    for record in listeners.listening_at(client, origin=origin):
-        taken = _reuse(client, settings, record, statements=statements, policies=policies)
-        listeners.register(client, sub_id=taken.id, now_ms=now_ms())
-        return Listening(taken, created=False)
     valid = validate_subscription(
         SubscriptionPost.model_validate(
             {
@@ -129,6 +126,20 @@ def take_subscription(
         settings=settings,
         local_listener=origin,
     )
+
+    def listen_again(current: SubscriptionRecord) -> SubscriptionRecord:
+        return replace(current, statements=valid.statements, on=True)
+
+    for earlier in listeners.listening_at(client, origin=origin):
+        taken = subscriptions.update_subscription(
+            client,
+            sub_id=earlier.id,
+            change=listen_again,
+            max_entries=settings.max_total_policy_entries,
+        )
+        if taken is not None and taken.local_listener == origin:
+            listeners.register(client, sub_id=taken.id, now_ms=now_ms())
+            return Listening(taken, created=False)
     record = subscriptions.create_subscription(
         client,
         integration_key="webhook",
@@ -145,41 +156,6 @@ def take_subscription(
     return Listening(record, created=True)
 
 
-def _reuse(
-    client: Redis,
-    settings: Settings,
-    record: SubscriptionRecord,
-    *,
-    statements: list[dict[str, Any]],
-    policies: list[str],
-) -> SubscriptionRecord:
-    wanted = record.statements
-    if policies:
-        wanted = validate_subscription(
-            SubscriptionPost.model_validate(
-                {
-                    "name": record.name,
-                    "config": {"url": record.config["url"]},
-                    "statements": statements,
-                }
-            ),
-            stored_config=record.config,
-            settings=settings,
-            local_listener=record.local_listener,
-        ).statements
-
-    def listen_again(current: SubscriptionRecord) -> SubscriptionRecord:
-        return replace(current, statements=wanted, on=True)
-
-    updated = subscriptions.update_subscription(
-        client,
-        sub_id=record.id,
-        change=listen_again,
-        max_entries=settings.max_total_policy_entries,
-    )
-    return updated or record
-
-
 # --- the receiver ----------------------------------------------------------------------------
 
 
@@ -193,25 +169,52 @@ class Delivery:
 
 
 class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_CONNECTIONS. When they are all open, a new one
+    closes the one that has waited longest for a request (idle keep-alive, or a client
+    still trickling its request in): a local process holding connections open cannot
+    keep the workers' deliveries out. A connection whose request is being printed and
+    answered is never the one closed."""
+
     daemon_threads = True
     on_delivery: Callable[[Delivery], None]
     answer: int = 200
 
     def __init__(self, port: int) -> None:
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._lock = threading.Lock()
+        # each open connection, and since when it waits for a request (None: busy)
+        self._waiting: dict[socket.socket, float | None] = {}
         super().__init__((HOST, port), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):  # a flood gets closed connections
-            self.shutdown_request(request)
-            return
+        with self._lock:
+            if len(self._waiting) >= MAX_CONNECTIONS and not self._close_longest_waiting():
+                self.shutdown_request(request)  # every one of them is busy answering
+                return
+            self._waiting[request] = time.monotonic()
         super().process_request(request, client_address)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.slots.release()
+            with self._lock:
+                self._waiting.pop(request, None)
+
+    def busy(self, connection: socket.socket, busy: bool) -> None:
+        """Mark a connection as answering a whole request (not to be closed), or waiting."""
+        with self._lock:
+            if connection in self._waiting:
+                self._waiting[connection] = None if busy else time.monotonic()
+
+    def _close_longest_waiting(self) -> bool:
+        waiting = [(since, c) for c, since in self._waiting.items() if since is not None]
+        if not waiting:
+            return False
+        _, connection = min(waiting, key=lambda item: item[0])
+        del self._waiting[connection]
+        with suppress(OSError):  # its thread's read returns at once, and the thread ends
+            connection.shutdown(socket.SHUT_RDWR)
+        return True
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -232,18 +235,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _receive(self) -> None:
         length = self.headers.get("content-length")
-        if length is None or not length.isdigit():
+        size = _count(length)
+        if size is None:
             self.close_connection = True
             self._answer(HTTPStatus.LENGTH_REQUIRED, b"a Content-Length is required\n")
             return
-        if int(length) > MAX_BODY:
+        if size > MAX_BODY:
             self.close_connection = True
             self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"the body is too large\n")
             return
-        body = self.rfile.read(int(length))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        self.server.on_delivery(Delivery(headers, body, time.time()))
-        self._answer(HTTPStatus(self.server.answer), b'{"ok":true}\n')
+        body = self.rfile.read(size)
+        self.server.busy(self.connection, True)
+        try:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            self.server.on_delivery(Delivery(headers, body, time.time()))
+            self._answer(HTTPStatus(self.server.answer), b'{"ok":true}\n')
+        finally:
+            self.server.busy(self.connection, False)
 
     def _answer(self, status: HTTPStatus, body: bytes) -> None:
         self.send_response(status)
@@ -293,15 +301,15 @@ def check_signatures(delivery: Delivery, record: SubscriptionRecord) -> str:
     headers = delivery.headers
     if not any(name.lower() in headers for name in _SIGNATURE_HEADERS):
         return "UNSIGNED"
-    timestamp = headers.get("webhook-timestamp", "")
-    if not timestamp.isdigit():
+    timestamp = _count(headers.get("webhook-timestamp"))
+    if timestamp is None:
         return "signature BAD (no webhook-timestamp)"
-    if abs(delivery.received_at - int(timestamp)) > TIMESTAMP_TOLERANCE:
+    if abs(delivery.received_at - timestamp) > TIMESTAMP_TOLERANCE:
         return "signature BAD (webhook-timestamp is more than 5 minutes away)"
     expected = [
         signing.sign(
             msg_id=headers.get("webhook-id", ""),
-            timestamp=int(timestamp),
+            timestamp=timestamp,
             body=delivery.body,
             secrets=[secret],
         )
@@ -315,6 +323,13 @@ def check_signatures(delivery: Delivery, record: SubscriptionRecord) -> str:
     return f"signature BAD ({', '.join(failed)})" if failed else "signature ok"
 
 
+def _count(text: str | None) -> int | None:
+    """A header's non-negative integer (ASCII digits, at most 15 of them), else None."""
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 15:
+        return None
+    return int(text)
+
+
 def _matches(given: str, wanted: list[str]) -> bool:
     """One of the header's space-separated signatures is one of `wanted` (constant time)."""
     return any(hmac.compare_digest(g, w) for g in given.split() for w in wanted)
@@ -324,14 +339,11 @@ def describe(delivery: Delivery) -> str:
     """`feature-environment-enabled  flag checkout.v2  default/production`, from the body."""
     try:
         event = json.loads(delivery.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than json parses
         return f"(not JSON: {len(delivery.body)} bytes)"
     if not isinstance(event, dict):
         return "(JSON, not an event object)"
-    kind = (
-        event.get("type") or (event.get("accesses") or [{}])[0].get("action") or event.get("kind")
-    )
-    parts = [_shown(kind) or "(no type)"]
+    parts = [_shown(_kind(event)) or "(no type)"]
     flag = event.get("featureName")
     if flag:
         parts.append(f"flag {_shown(flag)}")
@@ -339,6 +351,14 @@ def describe(delivery: Delivery) -> str:
     if where:
         parts.append(where)
     return "  ".join(parts)
+
+
+def _kind(event: dict[str, Any]) -> Any:
+    """Unleash's `type`, else a LaunchDarkly entry's first access's action, else its kind."""
+    accesses = event.get("accesses")
+    first = accesses[0] if isinstance(accesses, list) and accesses else None
+    action = first.get("action") if isinstance(first, dict) else None
+    return event.get("type") or action or event.get("kind")
 
 
 def _print(out: TextIO, delivery: Delivery, secrets: _Secrets) -> None:
@@ -398,8 +418,10 @@ def _keep_alive(client: Redis, sub_id: str, stopped: threading.Event, out: TextI
 
 
 def _remove(client: Redis, record: SubscriptionRecord, out: TextIO) -> None:
+    """Delete the listener's subscription, unless a writer made it a subscription of its own
+    (moved its URL: the mark is gone) or deleted it meanwhile."""
     try:
-        subscriptions.delete_subscription(client, sub_id=record.id)
+        deleted = listeners.delete_if_listening(client, sub_id=record.id)
         listeners.forget(client, sub_id=record.id)
     except Exception as exc:
         print(
@@ -409,7 +431,12 @@ def _remove(client: Redis, record: SubscriptionRecord, out: TextIO) -> None:
             flush=True,
         )
         return
-    print(f"relay listen: deleted subscription {record.id}", file=out, flush=True)
+    said = (
+        f"deleted subscription {record.id}"
+        if deleted
+        else f"subscription {record.id} was deleted or moved to another URL meanwhile; left as is"
+    )
+    print(f"relay listen: {said}", file=out, flush=True)
 
 
 @contextmanager

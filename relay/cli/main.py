@@ -287,9 +287,9 @@ def _add_listen_command(commands: Any) -> None:
     parser.set_defaults(handler=cmd_listen)
     parser.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=listen.DEFAULT_PORT,
-        help=f"port on 127.0.0.1 to receive on (default {listen.DEFAULT_PORT})",
+        help=f"port on 127.0.0.1 to receive on (default {listen.DEFAULT_PORT}; 0: any free one)",
     )
     parser.add_argument(
         "--subscribe",
@@ -514,9 +514,16 @@ def _enqueue_deliveries(settings: Settings, ids: list[str]) -> None:
         print(f"relay: could not enqueue now ({exc}); the pump will send them", file=sys.stderr)
 
 
+def _port(text: str) -> int:
+    """A TCP port (0-65535), for argparse."""
+    if not text.isascii() or not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 0 to 65535")
+    return int(text)
+
+
 def _http_status(text: str) -> int:
     """An HTTP status code a receiver may answer with (200-599), for argparse."""
-    if not text.isdigit() or not 200 <= int(text) <= 599:
+    if not text.isascii() or not text.isdigit() or not 200 <= int(text) <= 599:
         raise argparse.ArgumentTypeError(f"{text!r} is not an HTTP status from 200 to 599")
     return int(text)
 

@@ -4,7 +4,8 @@ A `relay listen` marks its subscription (`SubscriptionRecord.local_listener`) so
 deliveries may reach its loopback port, registers it here, and refreshes a heartbeat key
 while it runs. Ctrl-C deletes the subscription; a listener killed before it could (SIGKILL,
 a closed laptop) leaves it behind, pointing at a port any local process may take next. The
-sweep deletes those: registered longer than `LISTENER_TTL_MS` ago and without a heartbeat.
+sweep deletes those: registered longer than `LISTENER_TTL_MS` ago, without a heartbeat, and
+still marked (a writer may have moved one to a real URL since: then it is theirs, and stays).
 """
 
 from __future__ import annotations
@@ -71,7 +72,16 @@ def remove_abandoned(client: Redis, *, now_ms: int) -> list[str]:
     for sub_id, beating in zip(ids, alive, strict=True):
         if beating:
             continue
-        if subscriptions.delete_subscription(client, sub_id=sub_id):
+        if delete_if_listening(client, sub_id=sub_id):
             removed.append(sub_id)
         forget(client, sub_id=sub_id)
     return removed
+
+
+def delete_if_listening(client: Redis, *, sub_id: str) -> bool:
+    """Delete the subscription if it is still a listener's; one a writer moved to another
+    URL (the mark dropped) is an ordinary subscription now and stays. True if deleted."""
+    record = subscriptions.get_subscription(client, sub_id=sub_id)
+    if record is None or not record.local_listener:
+        return False
+    return subscriptions.delete_subscription(client, sub_id=sub_id)

@@ -171,22 +171,10 @@ def test_a_bad_signature_says_what_failed(
         pytest.param(
             "\N{SUPERSCRIPT TWO}",
             id="superscript-digit",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=ValueError,
-                reason="check_signatures in relay/cli/listen.py tests "
-                "str.isdigit(), true for '²', then int() raises ValueError",
-            ),
         ),
         pytest.param(
             "9" * 5000,
             id="5000-digits",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=ValueError,
-                reason="check_signatures in relay/cli/listen.py: int() of more than 4300 "
-                "digits raises ValueError",
-            ),
         ),
     ],
 )
@@ -266,13 +254,6 @@ def test_describe_of_an_odd_body_says_so(body: bytes) -> None:
     assert describe(arrived({}, body=body)).isprintable()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="describe in relay/cli/listen.py takes `accesses[0].get(...)` when an event "
-    "has no type: a non-object there raises, the handler thread dies, the delivery gets no "
-    "answer (so it is retried) and a traceback is printed",
-)
 @pytest.mark.parametrize("accesses", [["x"], "x", [1]])
 def test_describe_of_an_event_with_odd_accesses_does_not_raise(accesses: Any) -> None:
     body = json.dumps({"accesses": accesses}).encode()
@@ -320,11 +301,6 @@ def test_a_listener_takes_back_the_subscription_left_at_its_origin(
     assert len(subscriptions.list_subscriptions(redis_client)) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_reuse in relay/cli/listen.py keeps the earlier policy when --subscribe is not "
-    "given, while --help and the README promise every event by default",
-)
 def test_a_listener_without_subscribe_listens_to_every_event_again(
     redis_client: Redis, guarded: Settings
 ) -> None:
@@ -389,12 +365,6 @@ def test_a_port_in_use_exits_2_naming_port(
     assert redis_client.zcard(keys.LISTENERS) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="--port has no range check (relay/cli/main.py _add_listen_command): bind raises "
-    "OverflowError, which _bind in relay/cli/listen.py does not catch: a traceback, exit 1",
-)
 @pytest.mark.parametrize("port", ["70000", "-1"])
 def test_a_port_out_of_range_exits_2_naming_port(
     settings: Settings, capsys: pytest.CaptureFixture[str], port: str
@@ -537,20 +507,10 @@ def test_a_body_over_max_body_is_413_without_being_read(
         pytest.param(
             "Content-Length: \N{SUPERSCRIPT TWO}\r\n",
             id="superscript-digit",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="_receive in relay/cli/listen.py tests str.isdigit(), true for "
-                "'²', then int() raises: no answer, a traceback on the listener's terminal",
-            ),
         ),
         pytest.param(
             "Content-Length: " + "9" * 5000 + "\r\n",
             id="5000-digits",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="int() of more than 4300 digits raises ValueError in _receive "
-                "in relay/cli/listen.py: no answer, a traceback printed",
-            ),
         ),
     ],
 )

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
-
 from relay import clock
 from relay.cli.listen import take_subscription
 from relay.destinations import listener_origin
@@ -135,12 +133,6 @@ def test_the_sweep_with_a_later_clock_deletes_an_abandoned_listener(
     assert subscriptions.get_subscription(redis_client, sub_id=sub_id) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remove_abandoned deletes every registered id without checking the mark: a "
-    "listener's subscription a writer moved to a public URL (mark dropped, a real "
-    "subscription now) is deleted by the sweep once its listener is gone",
-)
 def test_a_subscription_moved_away_from_its_listener_is_not_swept(
     redis_client: Redis, settings: Settings
 ) -> None:
