@@ -40,6 +40,7 @@ from relay.settings import Settings
 from relay.store import listeners, subscriptions
 from relay.store.client import Redis
 from relay.store.subscriptions import SubscriptionRecord
+from relay.subscriptions.config import INTEGRATION_KEY
 from relay.subscriptions.input import validate_subscription
 from relay.subscriptions.models import SubscriptionPost
 from workers.delivery import signing
@@ -131,6 +132,8 @@ def take_subscription(
         return replace(current, statements=valid.statements, on=True)
 
     for earlier in listeners.listening_at(client, origin=origin):
+        # alive first: the sweep must not take it between the change and the heartbeat
+        listeners.register(client, sub_id=earlier.id, now_ms=now_ms())
         taken = subscriptions.update_subscription(
             client,
             sub_id=earlier.id,
@@ -138,11 +141,11 @@ def take_subscription(
             max_entries=settings.max_total_policy_entries,
         )
         if taken is not None and taken.local_listener == origin:
-            listeners.register(client, sub_id=taken.id, now_ms=now_ms())
             return Listening(taken, created=False)
+        listeners.forget(client, sub_id=earlier.id)
     record = subscriptions.create_subscription(
         client,
-        integration_key="webhook",
+        integration_key=INTEGRATION_KEY,
         name=valid.name,
         config=valid.config,
         statements=valid.statements,
@@ -386,12 +389,12 @@ def _shown(value: Any) -> str:
 def _say_ready(out: TextIO, listening: Listening, origin: str, settings: Settings) -> None:
     record = listening.record
     how = "created" if listening.created else "taken back from an earlier relay listen"
-    policy = (
-        ", ".join(r for s in record.statements for r in s.get("resources", [])) or "every event"
-    )
+    resources = [r for s in record.statements for r in s.get("resources", [])]
+    policy = ", ".join(_shown(r) for r in resources) or "every event"
     lines = [
         f"relay listen: deliveries to {origin}/ are printed here",
-        f"  subscription  {record.id} ({record.name}, {how})",
+        # a writer may have renamed a subscription taken back: its name is theirs
+        f"  subscription  {record.id} ({_shown(record.name)}, {how})",
         f"  policy        {policy}",
         f"  secret        {record.secret}",
     ]
