@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,46 +21,12 @@ import httpx
 import pytest
 
 from relay.cli.embedded_redis import free_port
-from tests.relay.cli.up_process import up_environment
+from tests.relay.cli.up_process import Process
 from tests.support import eventually, readme_block
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 API_PORT, LISTEN_PORT = 8080, 9876  # as the README's commands have them
-
-
-class Process:
-    """A command run by bash in the quick start's folder, its stdout collected line by line."""
-
-    def __init__(self, command: str, cwd: Path) -> None:
-        self.lines: list[str] = []
-        self.popen = subprocess.Popen(
-            ["bash", "-c", f"exec {command}"],
-            cwd=cwd,
-            env=up_environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def printed(self, text: str) -> list[str]:
-        return [line for line in list(self.lines) if text in line]
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-            try:
-                return self.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-        return self.popen.wait()
 
 
 @pytest.fixture

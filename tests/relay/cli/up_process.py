@@ -1,4 +1,5 @@
-"""`relay up` as a real subprocess, for the tests that start one (test_cli_up, test_up_crash)."""
+"""`relay up` as a real subprocess, for the tests that start one (test_cli_up, test_up_crash),
+and `Process`, a command run by bash in a folder (test_quick_start, test_readme_examples)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,41 @@ def stop(up: RelayUp, left: list[psutil.Process] | None = None) -> None:
     for proc in left:
         if alive(proc):
             proc.kill()
+
+
+class Process:
+    """A command run by bash in `cwd` (e.g. `relay up` in the quick start's folder), its stdout
+    collected line by line."""
+
+    def __init__(self, command: str, cwd: Path) -> None:
+        self.lines: list[str] = []
+        self.popen = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=cwd,
+            env=up_environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def printed(self, text: str) -> list[str]:
+        return [line for line in list(self.lines) if text in line]
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                return self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        return self.popen.wait()
 
 
 def alive(proc: psutil.Process) -> bool:
