@@ -9,8 +9,6 @@ them, then free ones are put in the same commands. Needs curl (fails in CI witho
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +19,7 @@ import httpx
 import pytest
 
 from relay.cli.embedded_redis import free_port
-from tests.relay.cli.up_process import Process
+from tests.relay.cli.up_process import Process, readme_ports, require_curl
 from tests.support import eventually, readme_block
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -32,10 +30,7 @@ API_PORT, LISTEN_PORT = 8080, 9876  # as the README's commands have them
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     """A fresh folder whose `.venv` is this suite's environment (the install step, done)."""
-    if not shutil.which("curl"):
-        if os.environ.get("CI"):
-            pytest.fail("curl is missing: the quick start's event is a curl command")
-        pytest.skip("curl is not installed")
+    require_curl("the quick start's event")
     (tmp_path / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     return tmp_path
 
@@ -47,12 +42,13 @@ def commands() -> Iterator[tuple[str, str, str]]:
     listen = readme_block("quick-start: listen")
     event = readme_block("quick-start: event")
     assert up == ".venv/bin/relay up" and f"127.0.0.1:{API_PORT}/" in event
-    if not _free(API_PORT):
-        port = free_port()
-        up, event = f"{up} --port {port}", event.replace(f":{API_PORT}/", f":{port}/")
-    if not _free(LISTEN_PORT):
-        listen = f"{listen} --port {free_port()}"
-    yield up, listen, event
+    with readme_ports():
+        if not _free(API_PORT):
+            port = free_port()
+            up, event = f"{up} --port {port}", event.replace(f":{API_PORT}/", f":{port}/")
+        if not _free(LISTEN_PORT):
+            listen = f"{listen} --port {free_port()}"
+        yield up, listen, event
 
 
 def test_readme_quick_start_prints_a_signed_delivery(

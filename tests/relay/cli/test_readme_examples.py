@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ import psutil
 import pytest
 
 from relay.cli.embedded_redis import free_port
-from tests.relay.cli.up_process import Process, up_environment
+from tests.relay.cli.up_process import Process, readme_ports, require_curl, up_environment
 from tests.support import README, eventually, readme_block
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -150,11 +148,15 @@ class Folder:
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Folder]:
     """`relay up` (the quick start's command) running in a fresh folder, on 8080 as the README
     has it, or on a free port if 8080 is taken."""
-    if not shutil.which("curl"):
-        if os.environ.get("CI"):
-            pytest.fail("curl is missing: the README's API examples are curl commands")
-        pytest.skip("curl is not installed")
+    require_curl("running the README's API examples")
     up_command = readme_block("quick-start: up").split(" && ")[-1]
+    with readme_ports():
+        yield from _folder_with_relay_up(tmp_path_factory, up_command)
+
+
+def _folder_with_relay_up(
+    tmp_path_factory: pytest.TempPathFactory, up_command: str
+) -> Iterator[Folder]:
     for port in (README_PORT, free_port()):  # a free one when something else holds 8080
         path = tmp_path_factory.mktemp("readme")
         (path / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)

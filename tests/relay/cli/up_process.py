@@ -3,20 +3,25 @@ and `Process`, a command run by bash in a folder (test_quick_start, test_readme_
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+import pytest
 
 from relay.cli.embedded_redis import free_port
 from tests.support import eventually
@@ -192,3 +197,22 @@ def alive(proc: psutil.Process) -> bool:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@contextmanager
+def readme_ports() -> Iterator[None]:
+    """Held while a test runs relay on the README's own ports (8080, 9876): the pytest-xdist
+    workers take turns, so two such tests never race for them (a `relay up` whose API lost
+    the race would print its banner for the other one's /healthz)."""
+    with open(Path(tempfile.gettempdir()) / "relay-tests-readme-ports.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def require_curl(what: str) -> None:
+    """Skip without curl, or fail in CI (`.ci/run` sets CI), where the README's commands run."""
+    if shutil.which("curl"):
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"curl is missing: {what} needs it")
+    pytest.skip("curl is not installed")
