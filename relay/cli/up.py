@@ -224,6 +224,7 @@ def _banner(host: str, port: int, token: AdminToken, redis_line: str) -> str:
             f"  console      {url}/console  (sign in with a token)",
             f"  admin token  {_shown_token(token)}",
             f"  Redis        {redis_line}",
+            "  deliveries   run `relay listen` in another terminal to see them arrive",
             "Press Ctrl-C to stop.",
         ]
     )

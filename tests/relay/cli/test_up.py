@@ -51,6 +51,7 @@ def test_up_answers_healthz_and_prints_url_and_token(relay_up: RelayUp) -> None:
     banner = "\n".join(relay_up.stdout)
     assert relay_up.url in banner
     assert token in banner and str(token_file) in banner
+    assert "`relay listen`" in banner  # the quick start's next step
     redis_password = redis.Redis.from_url(_redis_url(relay_up)).connection_pool.connection_kwargs
     assert redis_password["password"] not in banner
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
