@@ -60,7 +60,7 @@ Console sessions (owner: relay/store/sessions.py)
 Operations
     relay:workers                      [zset]   worker hostname, score = last heartbeat ms
     relay:listeners                    [zset]   subscriptions of a `relay listen`, score =
-                                                created ms (owner: relay/store/listeners.py)
+                                                registered ms (owner: relay/store/listeners.py)
     relay:listener:{sub_id}            [string] its `relay listen` is alive (TTL, refreshed)
     relay:sources                      [hash]   pull source name -> JSON config
     relay:source:{name}:cursor         [string] newest producer event id pulled
