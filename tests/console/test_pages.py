@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from relay.cli.embedded_redis import free_port
+from relay.cli.listen import take_subscription
+from relay.destinations import listener_origin
+from relay.store import listeners, subscriptions
+from relay.store.client import connect
 from tests.console.conftest import Relay, Scenario, flag_event
 from tests.console.steps import accessibility_problems, open_page, sign_in
 
@@ -115,6 +120,25 @@ def test_a_subscription_page_shows_its_config_masked_and_its_deliveries(
     expect(attempts).to_contain_text(" ms")
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "subscription")
+
+
+def test_a_relay_listen_subscription_page_says_loopback_is_allowed_for_it_alone(
+    page: Page, relay: Relay, scenario: Scenario
+) -> None:
+    """The subscription `relay listen` made for itself shows its mark (`_status.localListener`)."""
+    client = connect(relay.settings.redis_url or "")
+    origin = listener_origin("127.0.0.1", free_port())
+    listening = take_subscription(client, relay.settings, origin=origin, policies=[])
+    try:
+        sign_in(page, relay.tokens["reader"])
+        page.get_by_role("link", name="Subscriptions").click()
+        page.get_by_role("link", name=listening.record.name).click()
+        config = page.get_by_role("region", name="Configuration")
+        expect(config).to_contain_text(f"{origin}: loopback allowed for this subscription only")
+    finally:
+        subscriptions.delete_subscription(client, sub_id=listening.record.id)
+        listeners.forget(client, sub_id=listening.record.id)
+        client.close()
 
 
 def test_the_event_search_filters_and_pages(

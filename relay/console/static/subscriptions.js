@@ -72,6 +72,9 @@ function configSection(sub) {
     ["Last error", lastError(status) || "none"],
   ];
   if (status.disabledReason) facts.push(["Turned off because", status.disabledReason]);
+  if (status.localListener) {
+    facts.push(["relay listen", `${status.localListener}: loopback allowed for this subscription only`]);
+  }
   const list = h("dl", { class: "facts" }, facts.map(([term, text]) => [h("dt", { text: term }), h("dd", { text })]));
   return h(
     "section",
