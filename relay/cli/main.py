@@ -37,7 +37,7 @@ from relay.deliveries.replay import replay
 from relay.errors import ConflictError, InvalidRequestError, NotFoundError, RelayError
 from relay.integrations.catalog import load_catalog
 from relay.integrations.manifest import ManifestError
-from relay.observability.logs import configure_logging
+from relay.observability.logs import configure_logging, escaped, printable
 from relay.observability.metrics import MULTIPROCESS_ENV
 from relay.settings import Settings, parse_duration, settings_problems
 from relay.store import sources, subscriptions, tokens
@@ -216,7 +216,10 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             client, record=record, start_ms=start, end_ms=end, settings=settings, now_ms=now
         )
         _enqueue_deliveries(settings, ids)
-    console.print(f"replaying {len(ids)} events to {record.id} ({record.name})")
+    # the name is a writer's: printed as text (rich would obey its markup), escaped
+    console.print(
+        f"replaying {len(ids)} events to {record.id} ({escaped(record.name)})", markup=False
+    )
     if not ids or args.no_wait:
         return 0
     outcome = replay_progress.follow(client, ids, console=console, timeout=args.timeout)
@@ -560,7 +563,9 @@ def _last_pull(client: Redis, name: str) -> str:
         return "never"
     if state.last_error is None:
         return f"ok {_iso(state.last_pull_at)}"
-    return f"failed {_iso(state.last_pull_at)}: {state.last_error[:_ERROR_SHOWN]}"
+    # the error may quote what the Unleash server answered: escaped, so it cannot drive the
+    # terminal
+    return f"failed {_iso(state.last_pull_at)}: {printable(state.last_error, limit=_ERROR_SHOWN)}"
 
 
 _ERROR_SHOWN = 120  # characters of a failed pull's error in `relay sources list`

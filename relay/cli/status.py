@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from relay.observability.logs import escaped, printable
 from relay.observability.status import Status, SubscriptionHealth, WorkerSeen, as_json, gather
 from relay.store.client import Replication
 
@@ -86,7 +87,7 @@ def _subs_table(status: Status) -> Table:
     for sub in status.subscriptions:
         table.add_row(
             sub.id,
-            sub.name,
+            Text(escaped(sub.name)),  # a writer's: shown as text, its markup not obeyed
             _state(sub, status.at).append_text(_flow(sub)),
             str(sub.success_count),
             Text(str(sub.error_count), "yellow" if sub.error_count else ""),
@@ -103,7 +104,7 @@ def _subs_table(status: Status) -> Table:
 
 def _state(sub: SubscriptionHealth, now: int) -> Text:
     if not sub.on:
-        return Text(f"off: {sub.disabled_reason}" if sub.disabled_reason else "off", "red")
+        return Text(f"off: {_clip(sub.disabled_reason)}" if sub.disabled_reason else "off", "red")
     parts = ["on", _circuit(sub, now), _pause(sub, now)]
     parts.append(f"{sub.waiting} waiting" if sub.waiting else "")
     if sub.failing_since is not None and not any(parts[1:]):
@@ -147,15 +148,16 @@ def _flow(sub: SubscriptionHealth) -> Text:
     return Text("\n" + ", ".join(parts), style)
 
 
-def _last_error(sub: SubscriptionHealth, now: int) -> str:
+def _last_error(sub: SubscriptionHealth, now: int) -> Text:
     if sub.last_error is None or sub.last_error_text is None:
-        return ""
-    return f"{_ago(now - sub.last_error)}: {_clip(sub.last_error_text)}"
+        return Text()
+    return Text(f"{_ago(now - sub.last_error)}: {_clip(sub.last_error_text)}")
 
 
 def _clip(text: str) -> str:
-    """At most _ERROR_TEXT characters: a receiver's words must not swamp the table."""
-    return text if len(text) <= _ERROR_TEXT else text[: _ERROR_TEXT - 1] + "…"
+    """A receiver's words as text for the table: at most _ERROR_TEXT characters (they must not
+    swamp it), control characters escaped (they must not drive the terminal)."""
+    return printable(text, limit=_ERROR_TEXT)
 
 
 def _clock(ms: int) -> str:

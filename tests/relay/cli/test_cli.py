@@ -181,6 +181,24 @@ def test_sources_add_list_remove(
     assert again == 1 and "no source prod" in err
 
 
+def test_a_pull_error_quoting_the_server_cannot_drive_the_terminal(
+    settings: Settings,
+    redis_client: Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`relay sources list` shows a failed pull's error, which may quote the Unleash server's
+    answer: its escape sequences and line breaks are shown escaped, on one line."""
+    monkeypatch.setenv("RELAY_SOURCE_TOKEN", "*:*.abcdef123456")
+    _run(["sources", "add", "prod", "--url", "https://unleash.example.com/"], settings, capsys)
+    answer = "prod: answered 500: \x1b[2J\nNAME  URL  forged"
+    sources.record_pull(redis_client, name="prod", at_ms=0, error=answer)
+    listed, out, _ = _run(["sources", "list"], settings, capsys)
+    assert listed == 0
+    assert "\x1b" not in out and "\\x1b[2J\\nNAME" in out
+    assert len(out.strip().splitlines()) == 2  # the header and one source
+
+
 def test_sources_add_reads_the_variable_token_env_names(
     settings: Settings,
     redis_client: Redis,

@@ -273,3 +273,29 @@ def _rendered(found: status.Status) -> str:
     out = io.StringIO()
     status.render(found, Console(file=out, width=200))
     return out.getvalue()
+
+
+def test_a_writers_name_and_a_receivers_text_cannot_drive_the_operators_terminal(
+    redis_client: Redis,
+) -> None:
+    """A subscription name (a writer's) and a receiver's answer carrying ANSI escapes, rich
+    markup and line breaks show as text in `relay status`: nothing clears the screen, no
+    markup is obeyed, and the table keeps one row per subscription."""
+    # given
+    hostile = "x\x1b[2J\x1b]8;;http://evil/\x07[bold red]owned[/]\nforged row"
+    record = subscription(redis_client, url="http://127.0.0.1:9/h", name=hostile)
+    now = int(time.time() * 1000)
+    subscription_status.record_failure(
+        redis_client, sub_id=record.id, at_ms=now, status_code=500, response_body=hostile
+    )
+    # when: rendered for a real terminal (colours and all)
+    out = io.StringIO()
+    status.render(
+        status.gather(redis_client, worker_ttl=30),
+        Console(file=out, force_terminal=True, width=300),
+    )
+    text = out.getvalue()
+    # then
+    assert "\x1b[2J" not in text and "\x1b]8;" not in text and "\x07" not in text
+    assert "[bold red]owned[/]" in text  # shown, not obeyed
+    assert "\nforged row" not in text

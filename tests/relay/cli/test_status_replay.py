@@ -80,6 +80,20 @@ def test_replay_without_waiting_leaves_the_deliveries_to_the_workers(
     assert queues.queue_depths(redis_client).due == 2
 
 
+def test_replay_prints_a_writers_subscription_name_as_text(
+    settings: Settings, redis_client: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The name is a writer's: its rich markup is shown, not obeyed; its escapes escaped."""
+    sub = subscription(redis_client, name="[link=http://evil/]mine[/link]\x1b[2J")
+    record(redis_client, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    code = main(
+        ["replay", "--subscription", sub.id, "--from", "2h", "--no-wait"], settings=settings
+    )
+    err = capsys.readouterr().err.replace("\n", "")
+    assert code == 0
+    assert "[link=http://evil/]mine[/link]\\x1b[2J" in err and "\x1b" not in err
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "says"),
     [
