@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import resource
+import socket
 import sys
 import weakref
 from collections import OrderedDict
@@ -115,17 +116,22 @@ def server_config(app: Any, settings: Settings, **options: Any) -> EdgeConfig:
     return EdgeConfig(app, limits=limits, **options)
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
-    """Run the API (`relay serve`) until stopped; `workers` processes share the socket."""
+def serve(settings: Settings, *, host: str, port: int, workers: int, fd: int | None = None) -> None:
+    """Run the API (`relay serve`) until stopped; `workers` processes share the socket.
+    With `fd`, serve on that inherited listening socket (`relay up` holds it) instead of
+    binding `host`:`port`."""
     raise_open_files_limit()
     config = server_config(
         APP, settings, host=host, port=port, workers=workers, timeout_graceful_shutdown=5
     )
     server = uvicorn.Server(config)
+    # socket(fileno=) reads the family from the descriptor (uvicorn's own --fd takes every
+    # socket for a Unix one, and client addresses would not be read)
+    sockets = [socket.socket(fileno=fd)] if fd is not None else None
     if workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=sockets or [config.bind_socket()]).run()
     else:
-        server.run()
+        server.run(sockets=sockets)
     if workers == 1 and not server.started:
         raise SystemExit(3)  # as uvicorn.run: could not start (the port is taken, ...)
 

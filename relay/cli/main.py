@@ -84,7 +84,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # several API processes: each scrape must see all of them, through shared files
         os.environ[MULTIPROCESS_ENV] = str(fresh_metrics_dir(settings.data_dir))
     # uvicorn with relay's bounds on slow clients and connections (relay/api/server.py)
-    server.serve(settings, host=args.host, port=args.port, workers=args.workers)
+    server.serve(settings, host=args.host, port=args.port, workers=args.workers, fd=args.fd)
     return 0
 
 
@@ -253,6 +253,12 @@ def _add_run_commands(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     serve.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
+    serve.add_argument(
+        "--fd",
+        type=int,
+        help="serve on this inherited listening socket instead of binding --host/--port"
+        " (relay up passes the one it holds)",
+    )
     _command(
         commands,
         "worker",

@@ -44,6 +44,7 @@ ADMIN_TOKEN_FILE = "admin-token"
 REDIS_URL_FILE = "redis.url"
 BEAT_SCHEDULE_FILE = "celerybeat-schedule"
 METRICS_DIR = "metrics"  # prometheus-client multiprocess files of the children
+API_BACKLOG = 2048  # uvicorn's default backlog
 
 
 class StackError(RuntimeError):
@@ -77,11 +78,15 @@ def admin_token(data_dir: Path, given: str | None) -> AdminToken:
     return AdminToken(secret, path, generated=True)
 
 
-def child_commands(host: str, port: int, data_dir: Path) -> dict[str, list[str]]:
-    """The API, worker and beat, each run by this Python as `python -m relay.cli ...`."""
+def child_commands(
+    host: str, port: int, data_dir: Path, *, api_fd: int | None = None
+) -> dict[str, list[str]]:
+    """The API, worker and beat, each run by this Python as `python -m relay.cli ...`; the
+    API on the listening socket `api_fd` when given (`relay up` holds it)."""
     relay = [sys.executable, "-m", "relay.cli"]
+    listening = ["--fd", str(api_fd)] if api_fd is not None else []
     return {
-        "api": [*relay, "serve", "--host", host, "--port", str(port)],
+        "api": [*relay, "serve", "--host", host, "--port", str(port), *listening],
         "worker": [*relay, "worker"],
         "beat": [*relay, "beat", "--schedule", str(data_dir / BEAT_SCHEDULE_FILE)],
     }
@@ -118,16 +123,16 @@ def base_url(host: str, port: int) -> str:
 def run_up(settings: Settings, *, host: str, port: int, data_dir: Path) -> None:
     """Start everything, supervise it until SIGINT/SIGTERM, stop it all."""
     data_dir = data_dir.resolve()
-    with _exclusive(data_dir) as lock_fd:
-        _require_free_port(host, port)
+    with _exclusive(data_dir) as lock_fd, _api_socket(host, port) as api_socket:
         token = admin_token(data_dir, settings.admin_token)
         fresh_metrics_dir(data_dir)
         redis_children, redis_url = _redis(settings, data_dir, lock_fd)
         env = child_environment(redis_url, token.secret, data_dir)
+        api_fd = api_socket.fileno()
         apps = [
             # each child holds the lock too: a second `relay up` waits for the last to exit
-            Child(name, spawn(argv, env, pass_fds=[lock_fd]))
-            for name, argv in child_commands(host, port, data_dir).items()
+            Child(name, spawn(argv, env, pass_fds=[lock_fd, *([api_fd] if name == "api" else [])]))
+            for name, argv in child_commands(host, port, data_dir, api_fd=api_fd).items()
         ]
         supervisor = Supervisor([*redis_children, *apps])
         stopped = threading.Event()
@@ -205,7 +210,11 @@ def _lock(data_dir: Path) -> int:
         raise StackError(f"cannot use {data_dir}: {exc.strerror}") from None
 
 
-def _require_free_port(host: str, port: int) -> None:
+@contextmanager
+def _api_socket(host: str, port: int) -> Iterator[socket.socket]:
+    """The API's listening socket, bound here and held for as long as `relay up` runs: every
+    API child (a restarted one too) serves on it, so no other process can take the port
+    between two of them, nor answer the /healthz that prints the banner."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -213,6 +222,8 @@ def _require_free_port(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:
             raise StackError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        sock.listen(API_BACKLOG)
+        yield sock
 
 
 def _banner(host: str, port: int, token: AdminToken, redis_line: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -131,6 +132,25 @@ def test_up_restarts_a_killed_worker_and_logs_it(relay_up: RelayUp) -> None:
     assert exits and "restarting" in exits[0]["message"]
     assert exits[0]["pid"] == old.pid
     wait_for(lambda: ready(relay_up), STARTUP_LIMIT, "/readyz after the restart")
+
+
+def test_a_killed_api_is_restarted_on_the_port_relay_up_keeps(relay_up: RelayUp) -> None:
+    """`relay up` holds the API's listening socket: while its API child is dead no other
+    process can take the port, and the restarted child answers on it."""
+    # given
+    wait_for(lambda: healthy(relay_up), STARTUP_LIMIT, "/healthz")
+    old = relay_up.child("api")
+    port = int(relay_up.url.rsplit(":", 1)[1])
+    # when
+    old.send_signal(signal.SIGKILL)
+    old.wait(10)
+    # then: the port stays relay up's, and a new API serves it
+    with socket.socket() as intruder:
+        intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with pytest.raises(OSError):
+            intruder.bind(("127.0.0.1", port))
+    wait_for(lambda: relay_up.child("api").pid != old.pid, 30, "a new API process")
+    wait_for(lambda: healthy(relay_up), STARTUP_LIMIT, "/healthz from the new API")
 
 
 def test_up_restarts_embedded_redis_from_its_aof(relay_up: RelayUp) -> None:
