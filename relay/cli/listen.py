@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
@@ -43,7 +44,7 @@ from relay.store.subscriptions import SubscriptionRecord
 from relay.subscriptions.config import INTEGRATION_KEY
 from relay.subscriptions.input import validate_subscription
 from relay.subscriptions.models import SubscriptionPost
-from workers.delivery import signing
+from workers.delivery import activity, signing
 from workers.delivery.payloads import ATTEMPT_HEADER
 
 DEFAULT_PORT = 9876
@@ -84,28 +85,26 @@ def run_listen(
     except BaseException:
         server.server_close()
         raise
-    secrets = _Secrets(client, listening.record)
-    server.on_delivery = lambda delivery: _print(out, delivery, secrets)
+    server.on_delivery = partial(_print, out, secrets=_Secrets(client, listening.record))
     server.answer = status
     stopped = threading.Event()
-    _say_ready(out, listening, origin, settings)
-    beating = threading.Thread(
-        target=_keep_alive, args=(client, listening.record.id, stopped, out), daemon=True
-    )
-    with _stop_on_sigterm():
-        beating.start()
-        serving = threading.Thread(target=server.serve_forever, daemon=True)
-        serving.start()
-        try:
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    try:
+        # a Ctrl-C (or SIGTERM) from here on, however early, ends in the cleanup below
+        with _stop_on_sigterm(), suppress(KeyboardInterrupt):
+            threading.Thread(
+                target=_keep_alive, args=(client, listening.record.id, stopped, out), daemon=True
+            ).start()
+            serving.start()
+            _say_ready(out, listening, origin, settings)
             while serving.is_alive() and not stopped.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stopped.set()
-            server.shutdown()
-            server.server_close()
-            _remove(client, listening.record, out)
+    finally:
+        stopped.set()
+        if serving.is_alive():
+            server.shutdown()  # waits for serve_forever: only once it runs
+        server.server_close()
+        _remove(client, listening.record, out)
 
 
 def take_subscription(
@@ -339,21 +338,15 @@ def _matches(given: str, wanted: list[str]) -> bool:
 
 
 def describe(delivery: Delivery) -> str:
-    """`feature-environment-enabled  flag checkout.v2  default/production`, from the body."""
+    """`feature-environment-enabled, flag checkout.v2, default/production, by alice@...`, from
+    the body, worded as `relay up`'s activity lines word an event."""
     try:
         event = json.loads(delivery.body)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than json parses
         return f"(not JSON: {len(delivery.body)} bytes)"
     if not isinstance(event, dict):
         return "(JSON, not an event object)"
-    parts = [_shown(_kind(event)) or "(no type)"]
-    flag = event.get("featureName")
-    if flag:
-        parts.append(f"flag {_shown(flag)}")
-    where = "/".join(_shown(event.get(key)) for key in ("project", "environment") if event.get(key))
-    if where:
-        parts.append(where)
-    return "  ".join(parts)
+    return activity.describe({**event, "type": _kind(event)})
 
 
 def _kind(event: dict[str, Any]) -> Any:
@@ -364,7 +357,7 @@ def _kind(event: dict[str, Any]) -> Any:
     return event.get("type") or action or event.get("kind")
 
 
-def _print(out: TextIO, delivery: Delivery, secrets: _Secrets) -> None:
+def _print(out: TextIO, delivery: Delivery, *, secrets: _Secrets) -> None:
     attempt = delivery.headers.get(ATTEMPT_HEADER.lower(), "")
     line = "  ".join(
         [

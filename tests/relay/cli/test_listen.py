@@ -235,9 +235,17 @@ def test_a_producers_text_never_reaches_the_terminal_raw(field: str, text: str) 
 
 
 def test_describe_shows_type_flag_project_and_environment() -> None:
-    assert describe(arrived({})) == (
-        "feature-environment-enabled  flag checkout.v2  default/production"
+    assert (
+        describe(arrived({})) == "feature-environment-enabled, flag checkout.v2, default/production"
     )
+
+
+def test_describe_of_a_launchdarkly_entry_names_its_action() -> None:
+    entry = {
+        "kind": "flag",
+        "accesses": [{"action": "updateOn", "resource": "proj/p:env/e:flag/f"}],
+    }
+    assert describe(arrived({}, body=json.dumps(entry).encode())) == "updateOn"
 
 
 def test_long_fields_are_bounded() -> None:
@@ -429,7 +437,7 @@ def test_a_signed_post_is_printed_with_signature_ok(
         answer = post(listener.port, BODY, headers)
         [line] = listener.wait_for("checkout.v2")
     assert answer.startswith(b"HTTP/1.1 200")
-    assert "feature-environment-enabled  flag checkout.v2  default/production" in line
+    assert "feature-environment-enabled, flag checkout.v2, default/production" in line
     assert "attempt 3  signature ok  msg_1_s" in line
 
 
