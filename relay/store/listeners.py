@@ -81,7 +81,4 @@ def remove_abandoned(client: Redis, *, now_ms: int) -> list[str]:
 def delete_if_listening(client: Redis, *, sub_id: str) -> bool:
     """Delete the subscription if it is still a listener's; one a writer moved to another
     URL (the mark dropped) is an ordinary subscription now and stays. True if deleted."""
-    record = subscriptions.get_subscription(client, sub_id=sub_id)
-    if record is None or not record.local_listener:
-        return False
-    return subscriptions.delete_subscription(client, sub_id=sub_id)
+    return subscriptions.delete_listener_subscription(client, sub_id=sub_id)

@@ -253,8 +253,9 @@ def subscriptions_of_kind(
     return [str(sub_id) for sub_id in found[1:]], int(found[0])
 
 
-def delete_subscription(client: Redis, *, sub_id: str) -> bool:
-    """delete_subscription.lua: False when there was none."""
+def delete_subscription(client: Redis, *, sub_id: str, holding: str = "") -> bool:
+    """delete_subscription.lua: False when there was none, or its document does not hold
+    the text `holding` (when given)."""
     script_keys = [
         keys.subscription(sub_id),
         keys.subscription_status(sub_id),
@@ -266,7 +267,7 @@ def delete_subscription(client: Redis, *, sub_id: str) -> bool:
         keys.subscription_orders(sub_id),
         keys.DUE,
     ]
-    return bool(_DELETE_SUBSCRIPTION(client, script_keys, [sub_id, now_ms()]))
+    return bool(_DELETE_SUBSCRIPTION(client, script_keys, [sub_id, now_ms(), holding]))
 
 
 def count_entries(client: Redis, *, sub_ids: Sequence[str]) -> None:

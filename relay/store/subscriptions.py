@@ -261,8 +261,18 @@ def turn_off(client: Redis, *, sub_id: str, reason: str) -> None:
 
 def delete_subscription(client: Redis, *, sub_id: str) -> bool:
     """Delete a subscription with its status; False if there was none."""
+    return _delete(client, sub_id=sub_id, holding="")
+
+
+def delete_listener_subscription(client: Redis, *, sub_id: str) -> bool:
+    """Delete the subscription only while it still carries a `relay listen` mark, in one
+    atomic step: one a writer has just moved to another URL (the mark dropped) stays."""
+    return _delete(client, sub_id=sub_id, holding=_LISTENER_MARK)
+
+
+def _delete(client: Redis, *, sub_id: str, holding: str) -> bool:
     # a script, so that only a real deletion bumps the version, in the same atomic step
-    deleted = scripts.delete_subscription(client, sub_id=sub_id)
+    deleted = scripts.delete_subscription(client, sub_id=sub_id, holding=holding)
     if deleted:
         confirm_replicas(client, what="subscription deleted")
     return deleted
@@ -403,6 +413,11 @@ def _encode(record: SubscriptionRecord) -> str:
     if record.local_listener:
         document["localListener"] = record.local_listener
     return json.dumps(document, separators=(",", ":"))
+
+
+# how a marked document reads (`_encode`): the key and the opening quote of its value. No
+# other field can hold this text: strings are JSON-escaped (`\"`) and config keys are checked
+_LISTENER_MARK = '"localListener":"'
 
 
 def _decode(raw: str) -> SubscriptionRecord:

@@ -151,3 +151,18 @@ def test_a_subscription_moved_away_from_its_listener_is_not_swept(
     # then
     assert removed == []
     assert subscriptions.get_subscription(redis_client, sub_id=sub_id) is not None
+
+
+def test_only_a_marked_document_is_deleted_as_a_listeners(
+    redis_client: Redis, settings: Settings
+) -> None:
+    """The delete reads the mark in the same atomic step: an unmarked subscription stays, even
+    one whose writer-given name spells the mark's text; a marked one goes."""
+    # given
+    forged = support.subscription(redis_client, name='"localListener":"http://127.0.0.1:1"')
+    marked = listening(redis_client, settings, 9877)
+    # when / then
+    assert not subscriptions.delete_listener_subscription(redis_client, sub_id=forged.id)
+    assert subscriptions.get_subscription(redis_client, sub_id=forged.id) is not None
+    assert subscriptions.delete_listener_subscription(redis_client, sub_id=marked)
+    assert subscriptions.get_subscription(redis_client, sub_id=marked) is None
